@@ -1,0 +1,195 @@
+"""The ingest dataflow: sources -> decode -> validate+normalize -> dedupe -> ClickHouse.
+
+Items are batches (see ``schemas.batch``), so Bytewax's per-item cost is paid per few
+thousand signals. Wiring only: the stages are ``operators.ingest`` functions; this module adds
+the wall clock, the counters and the batching timer.
+
+Run it with ``opscopilot run`` / ``opscopilot replay``, or under Bytewax directly:
+``python -m bytewax.run "flows.ingest:from_env()"`` with ``OPSCOPILOT_*`` settings and
+``OPSCOPILOT_REPLAY=path[,path]`` when not reading Kafka.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Callable, List, Optional, Sequence
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow
+from bytewax.operators import StatefulBatchLogic
+
+from flows.progress import Counters
+from operators.ingest import BoundedDeduper, decode, shard_batch, validate
+from opscopilot.settings import Settings
+from schemas.batch import RawChunk, SignalBatch
+from sinks.clickhouse import ClickHouseStore, WriteResult
+from sinks.clickhouse_sink import ClickHouseSink
+from sources.kafka import kafka_chunks
+from sources.replay import ReplaySource
+
+
+@dataclass
+class IngestInput:
+    """Where the flow reads from: replay files, or Kafka topics (``brokers`` set)."""
+
+    replay_paths: Sequence[str] = ()
+    speed: Optional[float] = None
+    chunk_rows: int = 5000
+    brokers: Sequence[str] = ()
+    topics: Sequence[str] = ("signals",)
+    tail: bool = True  # Kafka: keep waiting for new messages (False: stop at the end)
+    kafka_batch_size: int = 1000
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class _Stages:
+    """The pure stages with the clock and counters attached."""
+
+    def __init__(self, settings: Settings, counters: Counters):
+        self.s = settings
+        self.c = counters
+
+    def decode(self, chunk: RawChunk):
+        d = decode(chunk, _now_ms(), self.s.max_record_bytes)
+        n_in = len(chunk.payloads)
+        self.c.add("decode", in_=n_in, out=n_in - len(d.dead), dead=len(d.dead))
+        return d
+
+    def validate(self, decoded) -> SignalBatch:
+        before = len(decoded.dead)
+        n_in = len(decoded.records)
+        now = _now_ms()
+        b = validate(decoded, now, now, self.s.default_tenant, self.s.max_future_seconds * 1000)
+        dead = len(b.dead) - before
+        # a metrics_batch message expands to many records: count what validate saw
+        self.c.add("validate", in_=n_in, out=len(b.rows), dead=dead)
+        return b
+
+    def on_write(self, res: WriteResult) -> None:
+        self.c.add("sink", in_=res.written + res.existing, out=res.written, dup=res.existing,
+                   dead=res.dead_written)
+
+
+@dataclass
+class _DedupeState:
+    deduper: BoundedDeduper
+    pending: SignalBatch = field(default_factory=SignalBatch)
+
+
+class _DedupeAndBatch(StatefulBatchLogic):
+    """Per shard: drop repeated ids (bounded memory), and gather rows into store-sized
+    batches, emitted at ``rows`` rows or ``seconds`` after the first pending row."""
+
+    def __init__(self, state: _DedupeState, rows: int, seconds: float, counters: Counters):
+        self.state = state
+        self.rows = rows
+        self.seconds = seconds
+        self.counters = counters
+        self.deadline: Optional[datetime] = None
+
+    def _flush(self) -> List[SignalBatch]:
+        out = self.state.pending
+        self.state.pending = SignalBatch()
+        self.deadline = None
+        out.check_ts_le = self.state.deduper.evicted_max_ts
+        return [out] if len(out) else []
+
+    def on_batch(self, values: List[SignalBatch]):
+        st = self.state
+        for b in values:
+            rows, dups = st.deduper.filter_rows(b.rows)
+            self.counters.add("dedupe", in_=len(b.rows), out=len(rows), dup=dups)
+            st.pending.rows.extend(rows)
+            st.pending.dead.extend(b.dead)
+        if len(st.pending) >= self.rows:
+            return self._flush(), False
+        if self.deadline is None and len(st.pending):
+            self.deadline = datetime.now(timezone.utc) + timedelta(seconds=self.seconds)
+        return [], False
+
+    def notify_at(self) -> Optional[datetime]:
+        return self.deadline
+
+    def on_notify(self):
+        return self._flush(), False
+
+    def on_eof(self):
+        return self._flush(), False
+
+    def snapshot(self) -> bytes:
+        return pickle.dumps(self.state, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def build_flow(settings: Settings, inp: IngestInput, counters: Optional[Counters] = None,
+               store_factory: Optional[Callable[[], ClickHouseStore]] = None,
+               flow_id: str = "ingest") -> Dataflow:
+    """The ingest dataflow for ``inp``, writing through ``store_factory()`` (default: settings)."""
+    counters = counters or Counters()
+    stages = _Stages(settings, counters)
+    if store_factory is None:
+        store_factory = default_store_factory(settings)
+    shards = max(1, settings.dedupe_shards)
+    capacity = max(1, settings.dedupe_capacity // shards)
+
+    flow = Dataflow(flow_id)
+    errors = None
+    if inp.brokers:
+        chunks, errors = kafka_chunks(flow, "kafka", inp.brokers, inp.topics, tail=inp.tail,
+                                      batch_size=inp.kafka_batch_size)
+        # chunks: RawChunk per topic per poll; errors: SignalBatch of consumer-error dead letters
+    else:
+        chunks = op.input("replay", flow, ReplaySource(inp.replay_paths, inp.chunk_rows, inp.speed))
+        # RawChunk of up to chunk_rows lines
+    decoded = op.map("decode", chunks, stages.decode)
+    # Decoded: SignalIn records + raw payloads + decode dead letters
+    batches = op.map("validate", decoded, stages.validate)
+    # SignalBatch: normalized rows + dead letters
+    if errors is not None:
+        batches = op.merge("with_kafka_errors", batches, errors)
+    keyed = op.flat_map("shard", batches, lambda b: shard_batch(b, shards))
+    # (shard_key, SignalBatch)
+
+    def builder(resume: Optional[bytes]) -> _DedupeAndBatch:
+        state = pickle.loads(resume) if resume else _DedupeState(BoundedDeduper(capacity))
+        return _DedupeAndBatch(state, settings.sink_batch_rows, settings.sink_batch_seconds, counters)
+
+    deduped = op.stateful_batch("dedupe", keyed, builder)
+    # (shard_key, SignalBatch) of up to sink_batch_rows new rows
+    op.output("clickhouse", deduped,
+              ClickHouseSink(store_factory, [str(i) for i in range(shards)], stages.on_write))
+    return flow
+
+
+def default_store_factory(settings: Settings) -> Callable[[], ClickHouseStore]:
+    """Opens (and migrates) the store named by the settings, once per process."""
+    opened: dict = {}
+
+    def factory() -> ClickHouseStore:
+        if "store" not in opened:
+            store = ClickHouseStore(settings.resolved_clickhouse_url, settings.clickhouse_database,
+                                    settings.retention_days, settings.dead_letter_retention_days)
+            store.migrate()
+            opened["store"] = store
+        return opened["store"]
+
+    return factory
+
+
+def from_env() -> Dataflow:
+    """Factory for ``python -m bytewax.run "flows.ingest:from_env()"``."""
+    settings = Settings.from_env()
+    replay = [p for p in os.environ.get("OPSCOPILOT_REPLAY", "").split(",") if p]
+    if settings.kafka_url:
+        inp = IngestInput(brokers=settings.kafka_brokers, topics=settings.kafka_topics)
+    elif replay:
+        inp = IngestInput(replay_paths=replay)
+    else:
+        raise SystemExit("set OPSCOPILOT_KAFKA_URL or OPSCOPILOT_REPLAY=path[,path]")
+    return build_flow(settings, inp)

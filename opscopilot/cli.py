@@ -1,0 +1,266 @@
+"""``opscopilot`` command line: run, replay, demo, bench."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import List, Optional
+
+from opscopilot.settings import Settings, SettingsError
+
+SAMPLE = Path(__file__).parent / "data" / "sample.jsonl.gz"
+
+
+def _add_backend_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("backends (default: OPSCOPILOT_* environment, then embedded)")
+    g.add_argument("--data-dir", help="data root for embedded stores (OPSCOPILOT_DATA_DIR, default ./.opscopilot)")
+    g.add_argument("--clickhouse-url", help="chdb:///abs/dir or clickhouse://user:pass@host:8123 "
+                                            "(OPSCOPILOT_CLICKHOUSE_URL)")
+    g.add_argument("--database", help="ClickHouse database (OPSCOPILOT_CLICKHOUSE_DATABASE, default opscopilot)")
+    g.add_argument("--tenant", help="tenant for records without one (OPSCOPILOT_DEFAULT_TENANT, default 'default')")
+
+
+def _add_run_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("execution")
+    g.add_argument("-w", "--workers", type=int, default=1, help="worker threads in this process (default 1)")
+    g.add_argument("-i", "--process-id", type=int, help="this process's index in a cluster (with --addresses)")
+    g.add_argument("-a", "--addresses", help="cluster: 'host1:port1;host2:port2', one per process")
+    g.add_argument("-r", "--recovery-dir", type=Path,
+                   help="Bytewax recovery directory (created and initialised when missing)")
+    g.add_argument("-s", "--snapshot-interval", type=float, default=10.0,
+                   help="seconds between snapshots / epochs (default 10)")
+    g.add_argument("-b", "--backup-interval", type=float, default=0.0,
+                   help="seconds to keep superseded snapshots (default 0)")
+    g.add_argument("--shards", type=int, help="dedupe shards (OPSCOPILOT_DEDUPE_SHARDS; "
+                                              "default: one per worker in the cluster)")
+    g.add_argument("--batch-rows", type=int, help="rows per store insert (OPSCOPILOT_SINK_BATCH_ROWS, default 20000)")
+    g.add_argument("--batch-seconds", type=float,
+                   help="max seconds a row waits for its insert (OPSCOPILOT_SINK_BATCH_SECONDS, default 1)")
+    g.add_argument("--progress", type=float, help="seconds between progress lines, 0 = off (default 2)")
+    g.add_argument("--json", dest="json_out", type=Path, help="write the final summary as JSON to this file")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    env = dict(os.environ)
+    if getattr(args, "data_dir", None):
+        env["OPSCOPILOT_DATA_DIR"] = args.data_dir
+    n_workers = getattr(args, "workers", 1) * (len(args.addresses.split(";")) if getattr(args, "addresses", None) else 1)
+    overrides = dict(
+        clickhouse_url=getattr(args, "clickhouse_url", None),
+        clickhouse_database=getattr(args, "database", None),
+        default_tenant=getattr(args, "tenant", None),
+        sink_batch_rows=getattr(args, "batch_rows", None),
+        sink_batch_seconds=getattr(args, "batch_seconds", None),
+        progress_seconds=getattr(args, "progress", None),
+        kafka_url=getattr(args, "kafka_url", None),
+    )
+    shards = getattr(args, "shards", None)
+    if shards is None and "OPSCOPILOT_DEDUPE_SHARDS" not in env and n_workers > 1:
+        shards = n_workers
+    overrides["dedupe_shards"] = shards
+    if getattr(args, "topic", None):
+        overrides["kafka_topics"] = tuple(args.topic)
+    return Settings.from_env(env, **overrides)
+
+
+def execute(settings: Settings, inp, args: argparse.Namespace, label: str):
+    """Run the ingest flow to completion (or Ctrl-C); return (summary, store)."""
+    from bytewax.recovery import RecoveryConfig, init_db_dir
+    from bytewax.run import cli_main
+
+    from flows.ingest import build_flow, default_store_factory
+    from flows.progress import Counters, ProgressPrinter
+
+    counters = Counters()
+    factory = default_store_factory(settings)
+    store = factory()  # open + migrate before the flow starts: errors surface here, clearly
+    before = store.counts()
+    flow = build_flow(settings, inp, counters, factory)
+    recovery = None
+    if args.recovery_dir:
+        rdir = Path(args.recovery_dir)
+        if not rdir.exists() or not any(rdir.iterdir()):
+            rdir.mkdir(parents=True, exist_ok=True)
+            init_db_dir(rdir, 1)
+        recovery = RecoveryConfig(rdir, timedelta(seconds=args.backup_interval))
+    kwargs = dict(workers_per_process=args.workers, epoch_interval=timedelta(seconds=args.snapshot_interval),
+                  recovery_config=recovery)
+    if args.addresses:
+        kwargs.update(addresses=args.addresses.split(";"), process_id=args.process_id or 0)
+    print(f"[{label}] store {store!r}; {settings.dedupe_shards} dedupe shard(s); "
+          f"batches of {settings.sink_batch_rows:,} rows / {settings.sink_batch_seconds}s", file=sys.stderr)
+    t0 = time.monotonic()
+    interrupted = False
+    with ProgressPrinter(counters, settings.progress_seconds, prefix=label):
+        try:
+            cli_main(flow, **kwargs)
+        except KeyboardInterrupt:
+            interrupted = True
+    elapsed = time.monotonic() - t0
+    after = store.counts()
+    totals = counters.totals()
+    summary = {
+        "interrupted": interrupted,
+        "elapsed_s": round(elapsed, 3),
+        "records_per_s": round(totals["read"] / elapsed, 1) if elapsed > 0 else None,
+        **totals,
+        "stages": counters.snapshot(),
+        "store_before": before,
+        "store_after": after,
+        "dead_letter_reasons": [
+            {"stage": s, "reason": r, "count": int(n)} for s, r, n in store.dead_letter_reasons(10)],
+    }
+    print(f"\n[{label}] {'interrupted' if interrupted else 'done'} in {elapsed:.1f}s: {counters.line()}")
+    print(counters.table())
+    print(f"store now holds {after['signals']:,} signals "
+          f"({', '.join(f'{k} {after[k]:,}' for k in ('metric', 'log', 'change', 'alert'))}) "
+          f"and {after['dead_letters']:,} dead letters")
+    if summary["dead_letter_reasons"]:
+        print("top dead-letter reasons:")
+        for d in summary["dead_letter_reasons"][:5]:
+            print(f"  {d['count']:>8,}  [{d['stage']}] {d['reason'][:110]}")
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(summary, indent=2))
+    return summary, store
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from flows.ingest import IngestInput
+    from sources.replay import expand_paths
+
+    settings = _settings(args)
+    files = expand_paths(args.paths)
+    print(f"[replay] {len(files)} file(s): {', '.join(str(f) for f in files[:5])}"
+          f"{' ...' if len(files) > 5 else ''}; speed {'max' if not args.speed else f'{args.speed}x'}",
+          file=sys.stderr)
+    inp = IngestInput(replay_paths=[str(f) for f in files], speed=args.speed, chunk_rows=args.chunk_rows)
+    execute(settings, inp, args, "replay")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from flows.ingest import IngestInput
+
+    settings = _settings(args)
+    if settings.kafka_url:
+        inp = IngestInput(brokers=settings.kafka_brokers, topics=settings.kafka_topics, tail=not args.no_tail)
+        print(f"[run] reading Kafka topics {', '.join(settings.kafka_topics)} from {settings.kafka_url}",
+              file=sys.stderr)
+    else:
+        paths = args.replay or [str(SAMPLE)]
+        inp = IngestInput(replay_paths=paths, speed=args.speed)
+        print(f"[run] no OPSCOPILOT_KAFKA_URL: replaying {', '.join(paths)}", file=sys.stderr)
+    execute(settings, inp, args, "run")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Embedded ClickHouse + Postgres, the bundled sample through the ingest flow, a summary."""
+    from flows.ingest import IngestInput
+    from sinks.postgres import open_postgres
+
+    settings = _settings(args)
+    settings.data_root.mkdir(parents=True, exist_ok=True)
+    print(f"[demo] data root {settings.data_root}", file=sys.stderr)
+    pg_store, embedded = open_postgres(settings.postgres_url, settings.data_root)
+    try:
+        print(f"[demo] Postgres ready ({'embedded' if embedded else 'server'}), migrations applied",
+              file=sys.stderr)
+        summary, store = execute(settings, IngestInput(replay_paths=[str(args.sample)]), args, "demo")
+        tenants = [r[0] for r in store.query("SELECT DISTINCT tenant FROM {db}.signals ORDER BY tenant")]
+        for t in tenants:
+            pg_store.ensure_tenant(t, t)
+        rollup = store.query(
+            "SELECT service, countMerge(count_state) AS n, round(avgMerge(avg_state), 4) "
+            "FROM {db}.metrics_1m WHERE name = 'http_request_duration_seconds' "
+            "GROUP BY service ORDER BY service")
+        print(f"tenants registered in Postgres: {', '.join(tenants)}")
+        print("minute rollups, http_request_duration_seconds by service (samples, avg):")
+        for svc, n, avg in rollup:
+            print(f"  {svc:<10} {n:>8,} {avg}")
+        if summary["interrupted"]:
+            return 130
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from benchmarks import ingest as bench_ingest
+
+    if args.suite != "ingest":
+        print(f"unknown bench suite {args.suite!r} (available: ingest)", file=sys.stderr)
+        return 2
+    return bench_ingest.main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="opscopilot", description=__doc__.split("\n")[0].strip("`"))
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    r = sub.add_parser("run", help="the stream job: Kafka topics (OPSCOPILOT_KAFKA_URL) or replay files",
+                       description="Run the ingest stream job. With OPSCOPILOT_KAFKA_URL (or --kafka-url) it "
+                                   "reads Kafka topics; otherwise it replays --replay files (default: the "
+                                   "bundled sample).")
+    r.add_argument("--kafka-url", help="kafka://host:port[,host:port] (OPSCOPILOT_KAFKA_URL)")
+    r.add_argument("--topic", action="append", help="Kafka topic (repeatable; OPSCOPILOT_KAFKA_TOPICS, default signals)")
+    r.add_argument("--no-tail", action="store_true", help="Kafka: stop at the end of the topics instead of waiting")
+    r.add_argument("--replay", action="append", help="replay this file or directory (repeatable)")
+    r.add_argument("--speed", type=float, help="replay pace: N x real time by event time (default: max)")
+    _add_backend_flags(r)
+    _add_run_flags(r)
+    r.set_defaults(func=cmd_run)
+
+    rp = sub.add_parser("replay", help="backfill: replay JSONL / JSONL.gz / Parquet files into the stores",
+                        description="Replay historic signals from files (JSONL, JSONL.gz, Parquet; directories "
+                                    "are searched). Re-running over the same files stores nothing twice.")
+    rp.add_argument("paths", nargs="+", help="files or directories")
+    rp.add_argument("--speed", type=float, help="pace at N x real time by event time (default: as fast as possible)")
+    rp.add_argument("--chunk-rows", type=int, default=5000, help="lines per item read (default 5000)")
+    _add_backend_flags(rp)
+    _add_run_flags(rp)
+    rp.set_defaults(func=cmd_replay)
+
+    d = sub.add_parser("demo", help="run the main job on the embedded defaults over the bundled sample",
+                       description="Start embedded Postgres and ClickHouse (chdb) under the data dir, ingest "
+                                   "the bundled sample and print a summary.")
+    d.add_argument("--sample", type=Path, default=SAMPLE, help="JSONL file to ingest (default: bundled sample)")
+    _add_backend_flags(d)
+    _add_run_flags(d)
+    d.set_defaults(func=cmd_demo)
+
+    b = sub.add_parser("bench", help="benchmarks: opscopilot bench ingest [--json FILE] [--quick]",
+                       description="Run a benchmark suite and print ours beside the baseline, with ratios.")
+    b.add_argument("suite", choices=["ingest"], help="which benchmark")
+    b.add_argument("--n", type=int, help="signals to generate (default 1,000,000; --quick 100,000)")
+    b.add_argument("--data", type=Path, help="replay this JSONL file instead of generated signals")
+    b.add_argument("--json", dest="json_out", type=Path, help="write the figures as one flat JSON object")
+    b.add_argument("--quick", action="store_true", help="small run for CI")
+    b.add_argument("--work-dir", type=Path, help="scratch directory (default: a temp dir)")
+    b.add_argument("--skip-kafka", action="store_true", help="only the replay source")
+    b.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args) or 0
+    except (SettingsError, ValueError, FileNotFoundError, RuntimeError) as e:
+        print(f"opscopilot {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

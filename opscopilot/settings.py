@@ -1,0 +1,154 @@
+"""One settings object, read from ``OPSCOPILOT_*`` environment variables and CLI flags.
+
+Backends are chosen by URL (see ../shared/DESIGN.md):
+
+- ``OPSCOPILOT_CLICKHOUSE_URL``: ``chdb:///abs/dir`` (default: ``<data root>/chdb``) or
+  ``clickhouse://user:pass@host:8123/db``.
+- ``OPSCOPILOT_POSTGRES_URL``: ``postgresql://...``, or unset for the embedded server in
+  ``<data root>/pg``.
+- ``OPSCOPILOT_KAFKA_URL``: ``kafka://host:port[,host:port]``, or unset for replay files.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Mapping, Optional
+from urllib.parse import urlsplit
+
+
+class SettingsError(ValueError):
+    """A setting has a value the program cannot use; the message names the setting."""
+
+
+def _env_int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r}: expected an integer") from None
+    if value < minimum:
+        raise SettingsError(f"{name}={raw!r}: must be >= {minimum}")
+    return value
+
+
+def _env_float(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r}: expected a number") from None
+    if value < minimum:
+        raise SettingsError(f"{name}={raw!r}: must be >= {minimum}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the job, the API and the benchmarks are configured with."""
+
+    data_root: Path = field(default_factory=lambda: Path(".opscopilot").resolve())
+    clickhouse_url: str = ""  # "" -> chdb under data_root
+    clickhouse_database: str = "opscopilot"
+    postgres_url: str = ""  # "" -> embedded pgserver under data_root
+    kafka_url: str = ""  # "" -> replay files / simulator
+    kafka_topics: tuple = ("signals",)
+    kafka_dead_letter_source: str = "kafka"
+    default_tenant: str = "default"
+    retention_days: int = 30
+    dead_letter_retention_days: int = 90
+    # batching towards the stores: flush at this many rows or this many seconds
+    sink_batch_rows: int = 20_000
+    sink_batch_seconds: float = 1.0
+    # in-flow dedupe memory (ids remembered per shard) and number of shards
+    dedupe_capacity: int = 500_000
+    dedupe_shards: int = 1
+    # validation limits
+    max_record_bytes: int = 256 * 1024
+    max_future_seconds: int = 15 * 60
+    # progress printing interval (0 disables)
+    progress_seconds: float = 2.0
+
+    @classmethod
+    def from_env(cls, env: Optional[Mapping[str, str]] = None, **overrides: Any) -> "Settings":
+        env = os.environ if env is None else env
+        root = Path(env.get("OPSCOPILOT_DATA_DIR") or ".opscopilot").expanduser().resolve()
+        topics = tuple(t for t in (env.get("OPSCOPILOT_KAFKA_TOPICS") or "signals").split(",") if t)
+        s = cls(
+            data_root=root,
+            clickhouse_url=env.get("OPSCOPILOT_CLICKHOUSE_URL", ""),
+            clickhouse_database=env.get("OPSCOPILOT_CLICKHOUSE_DATABASE", "opscopilot"),
+            postgres_url=env.get("OPSCOPILOT_POSTGRES_URL", ""),
+            kafka_url=env.get("OPSCOPILOT_KAFKA_URL", ""),
+            kafka_topics=topics,
+            default_tenant=env.get("OPSCOPILOT_DEFAULT_TENANT", "default"),
+            retention_days=_env_int(env, "OPSCOPILOT_RETENTION_DAYS", 30, 1),
+            dead_letter_retention_days=_env_int(env, "OPSCOPILOT_DEAD_LETTER_RETENTION_DAYS", 90, 1),
+            sink_batch_rows=_env_int(env, "OPSCOPILOT_SINK_BATCH_ROWS", 20_000, 1),
+            sink_batch_seconds=_env_float(env, "OPSCOPILOT_SINK_BATCH_SECONDS", 1.0, 0.01),
+            dedupe_capacity=_env_int(env, "OPSCOPILOT_DEDUPE_CAPACITY", 500_000, 1),
+            dedupe_shards=_env_int(env, "OPSCOPILOT_DEDUPE_SHARDS", 1, 1),
+            max_record_bytes=_env_int(env, "OPSCOPILOT_MAX_RECORD_BYTES", 256 * 1024, 64),
+            max_future_seconds=_env_int(env, "OPSCOPILOT_MAX_FUTURE_SECONDS", 15 * 60, 0),
+            progress_seconds=_env_float(env, "OPSCOPILOT_PROGRESS_SECONDS", 2.0, 0.0),
+        )
+        s = s.with_overrides(**overrides)
+        s.validate()
+        return s
+
+    def with_overrides(self, **overrides: Any) -> "Settings":
+        known = {f.name for f in fields(self)}
+        unknown = set(overrides) - known
+        if unknown:
+            raise SettingsError(f"unknown settings: {sorted(unknown)}")
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    def validate(self) -> None:
+        if self.clickhouse_url:
+            scheme = urlsplit(self.clickhouse_url).scheme
+            if scheme not in ("chdb", "clickhouse", "clickhouses", "http", "https"):
+                raise SettingsError(
+                    f"OPSCOPILOT_CLICKHOUSE_URL: scheme {scheme!r} not supported "
+                    "(use chdb:///abs/dir or clickhouse://user:pass@host:8123/db)"
+                )
+        if self.postgres_url and urlsplit(self.postgres_url).scheme not in ("postgresql", "postgres"):
+            raise SettingsError("OPSCOPILOT_POSTGRES_URL: expected a postgresql:// URL")
+        if self.kafka_url:
+            parts = urlsplit(self.kafka_url)
+            if parts.scheme != "kafka" or not parts.netloc:
+                raise SettingsError("OPSCOPILOT_KAFKA_URL: expected kafka://host:port[,host:port]")
+
+    # -- derived -------------------------------------------------------------------------
+    @property
+    def resolved_clickhouse_url(self) -> str:
+        return self.clickhouse_url or f"chdb://{self.data_root / 'chdb'}"
+
+    @property
+    def kafka_brokers(self) -> list[str]:
+        if not self.kafka_url:
+            return []
+        return [b for b in urlsplit(self.kafka_url).netloc.split(",") if b]
+
+    def redacted(self) -> dict[str, Any]:
+        """Settings as a dict with passwords in URLs masked, for logs and run records."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, str) and "://" in v:
+                v = redact_url(v)
+            out[f.name] = str(v) if isinstance(v, Path) else v
+        return out
+
+
+def redact_url(url: str) -> str:
+    """Mask the password in a URL: ``clickhouse://u:secret@h`` -> ``clickhouse://u:***@h``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()

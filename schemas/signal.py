@@ -1,0 +1,452 @@
+"""The normalized signal: one record type for metrics, logs, change events and alerts.
+
+Wire formats (JSON):
+
+* one signal per message::
+
+    {"id": "evt-1", "tenant": "acme", "ts": 1718000000000, "kind": "metric",
+     "service": "checkout", "environment": "prod", "source": "prometheus",
+     "name": "http_request_duration_seconds", "value": 0.25, "labels": {"route": "/pay"}}
+
+  ``ts`` is epoch milliseconds (a number below 1e11 is read as seconds) or an ISO-8601 string.
+  Logs carry ``body`` (alias ``message``), ``severity`` and ``trace_id``; changes carry
+  ``change_id``, ``change_type`` (deploy, feature_flag, config, ...), ``version``, ``author``,
+  ``link``; alerts (pages) carry ``name``, ``severity`` and ``body``. Without an ``id`` the
+  idempotency id is a hash of the record's content, so a replay of the same data dedupes.
+
+* many metric samples in one message, shaped like Prometheus remote-write's ``WriteRequest``::
+
+    {"type": "metrics_batch", "tenant": "acme", "service": "checkout", "source": "prometheus",
+     "timeseries": [{"labels": {"__name__": "cpu", "instance": "a"},
+                     "samples": [[1718000000000, 0.5], {"ts": 1718000015000, "value": 0.7}]}]}
+
+Validation raises :class:`SignalError` naming the field, the value and the reason.
+
+>>> row = validate_record({"ts": 1718000000000, "kind": "metric", "service": "api",
+...                        "name": "cpu", "value": "0.5", "labels": {"host": "a"}},
+...                       now_ms=1718000000000, ingest_ms=1718000000001)
+>>> row[COL["value"]], row[COL["series"]], row[COL["tenant"]]
+(0.5, 'cpu{host="a"}', 'default')
+>>> validate_record({"ts": 1718000000000, "kind": "metric", "service": "api", "name": "cpu",
+...                  "value": "NaN"}, now_ms=1718000000000, ingest_ms=0)
+Traceback (most recent call last):
+...
+schemas.signal.SignalError: value='NaN': not a finite number
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timezone
+from hashlib import blake2b
+import re
+from typing import Any, Dict, Iterable, Iterator, Optional, Union
+
+import msgspec
+import orjson
+import pyarrow as pa
+
+KINDS = ("metric", "log", "change", "alert")
+# kind aliases: a "deploy" record is a change of type deploy, a "page" is an alert
+_KIND_ALIASES = {
+    "metric": ("metric", ""),
+    "metrics": ("metric", ""),
+    "log": ("log", ""),
+    "logs": ("log", ""),
+    "change": ("change", ""),
+    "deploy": ("change", "deploy"),
+    "deployment": ("change", "deploy"),
+    "feature_flag": ("change", "feature_flag"),
+    "config": ("change", "config"),
+    "alert": ("alert", ""),
+    "page": ("alert", ""),
+}
+SEVERITIES = ("debug", "info", "warning", "error", "critical")
+_SEVERITY_ALIASES = {
+    "trace": "debug", "debug": "debug", "verbose": "debug",
+    "info": "info", "information": "info", "informational": "info", "notice": "info",
+    "ok": "info", "resolved": "info",
+    "warn": "warning", "warning": "warning",
+    "err": "error", "error": "error", "fail": "error", "failure": "error", "high": "error",
+    "crit": "critical", "critical": "critical", "fatal": "critical", "emerg": "critical",
+    "emergency": "critical", "alert": "critical", "panic": "critical", "severe": "critical",
+    "page": "critical",
+    "low": "warning", "medium": "warning", "moderate": "warning",
+    "": "",
+}
+
+# Column order of a normalized row; the ClickHouse table and the Arrow schema follow it.
+COLUMNS = (
+    "id", "tenant", "ts", "ingest_ts", "kind", "service", "environment", "source", "name",
+    "series", "value", "body", "severity", "labels", "trace_id",
+    "change_id", "change_type", "version", "author", "link",
+)
+COL = {name: i for i, name in enumerate(COLUMNS)}
+
+ARROW_SCHEMA = pa.schema([
+    ("id", pa.string()),
+    ("tenant", pa.string()),
+    ("ts", pa.timestamp("ms", tz="UTC")),
+    ("ingest_ts", pa.timestamp("ms", tz="UTC")),
+    ("kind", pa.string()),
+    ("service", pa.string()),
+    ("environment", pa.string()),
+    ("source", pa.string()),
+    ("name", pa.string()),
+    ("series", pa.string()),
+    ("value", pa.float64()),
+    ("body", pa.string()),
+    ("severity", pa.string()),
+    ("labels", pa.map_(pa.string(), pa.string())),
+    ("trace_id", pa.string()),
+    ("change_id", pa.string()),
+    ("change_type", pa.string()),
+    ("version", pa.string()),
+    ("author", pa.string()),
+    ("link", pa.string()),
+])
+
+
+class SignalIn(msgspec.Struct, gc=False, forbid_unknown_fields=True):
+    """One signal as it arrives on the wire (aliases allowed), before validation."""
+
+    kind: Optional[str] = None
+    id: Union[str, int, None] = None
+    tenant: Optional[str] = None
+    ts: Union[int, float, str, None] = None
+    time: Union[int, float, str, None] = None
+    timestamp: Union[int, float, str, None] = None
+    service: Optional[str] = None
+    environment: Optional[str] = None
+    env: Optional[str] = None
+    source: Optional[str] = None
+    name: Optional[str] = None
+    value: Union[float, str, None] = None
+    body: Optional[str] = None
+    message: Optional[str] = None
+    severity: Optional[str] = None
+    level: Optional[str] = None
+    labels: Optional[Dict[str, Union[str, int, float, bool, None]]] = None
+    trace_id: Optional[str] = None
+    change_id: Optional[str] = None
+    change_type: Optional[str] = None
+    version: Optional[str] = None
+    commit: Optional[str] = None
+    author: Optional[str] = None
+    link: Optional[str] = None
+
+
+ALLOWED_FIELDS = frozenset(SignalIn.__struct_fields__)
+_DECODER = msgspec.json.Decoder(SignalIn)
+_AT = re.compile(r" - at `\$\.?([^`]*)`$")
+_UNKNOWN = re.compile(r"unknown field `([^`]*)`")
+
+
+def _from_msgspec(e: Exception, doc: Any = None) -> "SignalError":
+    msg = str(e)
+    m = _AT.search(msg)
+    field = m.group(1) if m else ""
+    reason = msg[: m.start()] if m else msg
+    u = _UNKNOWN.search(msg)
+    if u:
+        field = u.group(1)
+        reason = "unknown field (allowed: " + ", ".join(sorted(ALLOWED_FIELDS)) + ")"
+    value = None
+    if type(doc) is dict and field in doc:
+        value = doc[field]
+    return SignalError(field, value, reason)
+
+
+def decode_signal(raw: Union[bytes, str]) -> SignalIn:
+    """Parse one JSON signal; a bad shape raises :class:`SignalError` naming the field."""
+    try:
+        return _DECODER.decode(raw)
+    except msgspec.ValidationError as e:
+        raise decode_signal_error(raw, e) from None
+
+
+def decode_signal_error(raw: Union[bytes, str], e: msgspec.ValidationError) -> "SignalError":
+    """The :class:`SignalError` for a payload that parsed as JSON but is not a signal."""
+    try:
+        doc = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        doc = None
+    return _from_msgspec(e, doc)
+
+
+def signal_from_dict(d: Any) -> SignalIn:
+    """A decoded dict (Parquet row, Python caller) as a :class:`SignalIn`."""
+    if type(d) is not dict:
+        raise SignalError("", None, f"a signal must be a JSON object, got {type(d).__name__}")
+    try:
+        return msgspec.convert(d, SignalIn)
+    except msgspec.ValidationError as e:
+        raise _from_msgspec(e, d) from None
+
+
+MAX_LABELS = 64
+MAX_NAME_LEN = 256
+MAX_ID_LEN = 128
+MIN_TS_MS = 0
+_MS_THRESHOLD = 100_000_000_000  # numbers below this are epoch seconds
+
+
+class SignalError(ValueError):
+    """A record that cannot be a signal. ``field``, ``value`` and ``reason`` say why."""
+
+    def __init__(self, field: str, value: Any, reason: str):
+        self.field = field
+        self.value = value
+        self.reason = reason
+        shown = repr(value)
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        super().__init__(f"{field}={shown}: {reason}" if field else reason)
+
+
+def parse_ts(value: Any, field: str = "ts") -> int:
+    """Event time as epoch milliseconds (UTC) from ms, seconds, or ISO-8601.
+
+    >>> parse_ts(1718000000000), parse_ts(1718000000.5), parse_ts("2024-06-10T06:13:20Z")
+    (1718000000000, 1718000000500, 1718000000000)
+    """
+    t = type(value)
+    if t is int or t is float:
+        if value != value or value in (math.inf, -math.inf):
+            raise SignalError(field, value, "not a finite number")
+        if value < MIN_TS_MS:
+            raise SignalError(field, value, "negative time")
+        return int(value) if value >= _MS_THRESHOLD else int(round(value * 1000))
+    if t is str:
+        try:
+            dt = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
+        except ValueError:
+            raise SignalError(field, value, "not epoch milliseconds or an ISO-8601 time") from None
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=timezone.utc)
+        ms = int(dt.timestamp() * 1000)
+        if ms < MIN_TS_MS:
+            raise SignalError(field, value, "before 1970-01-01")
+        return ms
+    if t is bool or value is None:
+        raise SignalError(field, value, "required: epoch milliseconds or an ISO-8601 time")
+    raise SignalError(field, value, "not epoch milliseconds or an ISO-8601 time")
+
+
+def _finite(value: Any, field: str) -> float:
+    t = type(value)
+    if t is float:
+        v = value
+    elif t is int:
+        v = float(value)
+    elif t is str:
+        try:
+            v = float(value)
+        except ValueError:
+            raise SignalError(field, value, "not a number") from None
+    else:
+        raise SignalError(field, value, "required: a finite number" if value is None else "not a number")
+    if v != v or v in (math.inf, -math.inf):
+        raise SignalError(field, value, "not a finite number")
+    return v
+
+
+def _short(field: str, v: Optional[str], limit: int = MAX_NAME_LEN) -> str:
+    if v is None:
+        return ""
+    if len(v) > limit:
+        raise SignalError(field, v, f"longer than {limit} characters")
+    return v
+
+
+def _labels(raw: Any) -> list:
+    if raw is None:
+        return []
+    if type(raw) is not dict:
+        raise SignalError("labels", raw, "must be an object of string values")
+    if len(raw) > MAX_LABELS:
+        raise SignalError("labels", f"{len(raw)} labels", f"more than {MAX_LABELS} labels")
+    out = []
+    for k in sorted(raw):
+        v = raw[k]
+        tv = type(v)
+        if tv is not str:
+            if tv is int or tv is float or tv is bool:
+                v = str(v).lower() if tv is bool else str(v)
+            elif v is None:
+                v = ""
+            else:
+                raise SignalError(f"labels.{k}", v, "label values must be strings")
+        if type(k) is not str or not k:
+            raise SignalError("labels", k, "label names must be non-empty strings")
+        out.append((k, v))
+    return out
+
+
+def series_key(name: str, labels: list) -> str:
+    """Prometheus-style series identity: ``name{k="v",...}`` with labels sorted by key."""
+    if not labels:
+        return name
+    return name + "{" + ",".join(f'{k}="{v}"' for k, v in labels) + "}"
+
+
+def content_id(parts: tuple) -> str:
+    """A stable idempotency id from a record's identifying content (32 hex chars)."""
+    return blake2b(orjson.dumps(parts, option=orjson.OPT_NON_STR_KEYS), digest_size=16).hexdigest()
+
+
+def validate_record(d: Any, now_ms: int, ingest_ms: int, default_tenant: str = "default",
+                    max_future_ms: int = 15 * 60 * 1000) -> tuple:
+    """Check one record (a dict or a :class:`SignalIn`) and return its normalized row."""
+    s = d if type(d) is SignalIn else signal_from_dict(d)
+    return validate_signal(s, now_ms, ingest_ms, default_tenant, max_future_ms)
+
+
+def validate_signal(s: SignalIn, now_ms: int, ingest_ms: int, default_tenant: str = "default",
+                    max_future_ms: int = 15 * 60 * 1000) -> tuple:
+    """Check one parsed signal and return its normalized row (ordered as ``COLUMNS``).
+
+    ``now_ms`` (the caller's clock) bounds how far in the future an event time may be.
+    """
+    raw_kind = s.kind
+    alias = _KIND_ALIASES.get(raw_kind)
+    if alias is None:
+        raise SignalError("kind", raw_kind, "must be one of metric, log, change, alert")
+    kind, implied_change_type = alias
+
+    ts_raw = s.ts
+    if ts_raw is None:
+        ts_raw = s.timestamp if s.timestamp is not None else s.time
+    ts = parse_ts(ts_raw)
+    if ts > now_ms + max_future_ms:
+        raise SignalError("ts", ts_raw, f"more than {max_future_ms // 1000} s in the future")
+
+    tenant = s.tenant or default_tenant
+    if len(tenant) > 64:
+        raise SignalError("tenant", tenant, "longer than 64 characters")
+
+    labels = _labels(s.labels) if s.labels else []
+    service = s.service
+    if not service:
+        for k, v in labels:
+            if k in ("service", "job", "app"):
+                service = v
+                break
+        else:
+            raise SignalError("service", s.service, "required (or a service/job/app label)")
+    elif len(service) > MAX_NAME_LEN:
+        raise SignalError("service", service, f"longer than {MAX_NAME_LEN} characters")
+
+    name = _short("name", s.name)
+    body = s.body if s.body is not None else (s.message or "")
+    sev_raw = s.severity if s.severity is not None else (s.level or "")
+    severity = _SEVERITY_ALIASES.get(sev_raw) or _SEVERITY_ALIASES.get(sev_raw.lower())
+    if severity is None:
+        raise SignalError("severity", sev_raw, "must be one of " + ", ".join(SEVERITIES))
+
+    value = s.value
+    change_type = _short("change_type", s.change_type) or implied_change_type
+    if kind == "metric":
+        if not name:
+            raise SignalError("name", s.name, "required for a metric")
+        if type(value) is not float or value - value != 0.0:
+            value = _finite(value, "value")
+    else:
+        if value is not None:
+            value = _finite(value, "value")
+        if kind == "log":
+            if not body:
+                raise SignalError("body", s.body, "required for a log (the message)")
+            if not severity:
+                severity = "info"
+        elif kind == "alert":
+            if not name:
+                raise SignalError("name", s.name, "required for an alert (the alert name)")
+            if not severity:
+                severity = "warning"
+        else:  # change
+            if not change_type:
+                raise SignalError("change_type", s.change_type,
+                                  "required for a change (deploy, feature_flag, config, ...)")
+            if not name:
+                name = change_type
+
+    environment = _short("environment", s.environment if s.environment is not None else s.env)
+    source = _short("source", s.source)
+    trace_id = _short("trace_id", s.trace_id)
+    change_id = _short("change_id", s.change_id)
+    version = _short("version", s.version if s.version is not None else s.commit)
+    author = _short("author", s.author)
+    link = _short("link", s.link, 2048)
+
+    rid = s.id
+    if rid is None or rid == "":
+        rid = content_id((tenant, kind, ts, service, environment, source, name, labels,
+                          value, body, severity, trace_id, change_id, change_type, version))
+    elif type(rid) is int:
+        rid = str(rid)
+    elif len(rid) > MAX_ID_LEN:
+        raise SignalError("id", rid, f"longer than {MAX_ID_LEN} characters")
+
+    return (rid, tenant, ts, ingest_ms, kind, service, environment, source, name,
+            series_key(name, labels) if kind == "metric" else name, value, body, severity,
+            labels, trace_id, change_id, change_type, version, author, link)
+
+
+def expand_metrics_batch(msg: dict) -> Iterator[dict]:
+    """Split a ``metrics_batch`` message into one signal dict per sample.
+
+    >>> list(expand_metrics_batch({"type": "metrics_batch", "service": "api", "timeseries": [
+    ...     {"labels": {"__name__": "up", "host": "a"}, "samples": [[1718000000000, 1]]}]}))
+    [{'service': 'api', 'kind': 'metric', 'name': 'up', 'labels': {'host': 'a'}, 'ts': 1718000000000, 'value': 1}]
+    """
+    series = msg.get("timeseries")
+    if type(series) is not list:
+        raise SignalError("timeseries", series, "a metrics_batch needs a list of timeseries")
+    common = {k: v for k, v in msg.items() if k not in ("type", "timeseries")}
+    extra = common.keys() - ALLOWED_FIELDS
+    if extra:
+        bad = sorted(extra)[0]
+        raise SignalError(bad, common[bad], "unknown field in metrics_batch")
+    common["kind"] = "metric"
+    for i, ts_obj in enumerate(series):
+        if type(ts_obj) is not dict:
+            raise SignalError(f"timeseries[{i}]", ts_obj, "must be an object with labels and samples")
+        labels = dict(ts_obj.get("labels") or {})
+        name = labels.pop("__name__", None) or ts_obj.get("name")
+        if not name:
+            raise SignalError(f"timeseries[{i}].labels.__name__", None, "metric name required")
+        samples = ts_obj.get("samples")
+        if type(samples) is not list:
+            raise SignalError(f"timeseries[{i}].samples", samples, "must be a list")
+        base = dict(common)
+        base["name"] = name
+        if labels:
+            merged = dict(common.get("labels") or {})
+            merged.update(labels)
+            base["labels"] = merged
+        for j, s in enumerate(samples):
+            if type(s) is list and len(s) == 2:
+                ts, value = s
+            elif type(s) is dict:
+                ts, value = s.get("ts", s.get("timestamp")), s.get("value")
+            else:
+                raise SignalError(f"timeseries[{i}].samples[{j}]", s, "a sample is [ts, value] or {ts, value}")
+            rec = dict(base)
+            rec["ts"] = ts
+            rec["value"] = value
+            yield rec
+
+
+def rows_to_arrow(rows: list) -> pa.Table:
+    """Normalized rows (tuples ordered as ``COLUMNS``) as one Arrow table for a batch write."""
+    cols = list(zip(*rows)) if rows else [[] for _ in COLUMNS]
+    arrays = [pa.array(col, type=ARROW_SCHEMA.field(i).type) for i, col in enumerate(cols)]
+    return pa.Table.from_arrays(arrays, schema=ARROW_SCHEMA)
+
+
+def row_to_dict(row: Iterable) -> dict:
+    """A normalized row as a JSON-ready dict (labels as an object)."""
+    out = dict(zip(COLUMNS, row))
+    out["labels"] = dict(out["labels"])
+    return out
