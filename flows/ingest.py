@@ -145,7 +145,8 @@ def build_flow(settings: Settings, inp: IngestInput, counters: Optional[Counters
                                       batch_size=inp.kafka_batch_size)
         # chunks: RawChunk per topic per poll; errors: SignalBatch of consumer-error dead letters
     else:
-        chunks = op.input("replay", flow, ReplaySource(inp.replay_paths, inp.chunk_rows, inp.speed))
+        chunks = op.input("replay", flow, ReplaySource(inp.replay_paths, inp.chunk_rows, inp.speed,
+                                                    settings.max_future_seconds * 1000))
         # RawChunk of up to chunk_rows lines
     decoded = op.map("decode", chunks, stages.decode)
     # Decoded: SignalIn records + raw payloads + decode dead letters

