@@ -47,9 +47,9 @@ class Decoded:
 
 @dataclass
 class SignalBatch:
-    """Normalized rows (tuples in ``schemas.signal.COLUMNS`` order) plus dead letters."""
+    """Normalized signals (``schemas.signal.Signal``) plus dead letters."""
 
-    rows: List[tuple] = field(default_factory=list)
+    rows: List[Any] = field(default_factory=list)
     dead: List[DeadLetter] = field(default_factory=list)
     # rows with ts <= check_ts_le may already be stored (the dedupe stage forgot their ids):
     # the sink looks those up by id before inserting. -1: the dedupe stage forgot nothing.

@@ -25,7 +25,7 @@ Validation raises :class:`SignalError` naming the field, the value and the reaso
 >>> row = validate_record({"ts": 1718000000000, "kind": "metric", "service": "api",
 ...                        "name": "cpu", "value": "0.5", "labels": {"host": "a"}},
 ...                       now_ms=1718000000000, ingest_ms=1718000000001)
->>> row[COL["value"]], row[COL["series"]], row[COL["tenant"]]
+>>> row.value, row.series, row.tenant
 (0.5, 'cpu{host="a"}', 'default')
 >>> validate_record({"ts": 1718000000000, "kind": "metric", "service": "api", "name": "cpu",
 ...                  "value": "NaN"}, now_ms=1718000000000, ingest_ms=0)
@@ -37,10 +37,11 @@ schemas.signal.SignalError: value='NaN': not a finite number
 from __future__ import annotations
 
 import math
+from operator import attrgetter
 from datetime import datetime, timezone
 from hashlib import blake2b
 import re
-from typing import Any, Dict, Iterable, Iterator, Optional, Union
+from typing import Annotated, Any, Dict, Iterable, Iterator, Literal, Optional, Union
 
 import msgspec
 import orjson
@@ -77,18 +78,17 @@ _SEVERITY_ALIASES = {
 
 # Column order of a normalized row; the ClickHouse table and the Arrow schema follow it.
 COLUMNS = (
-    "id", "tenant", "ts", "ingest_ts", "kind", "service", "environment", "source", "name",
+    "kind", "ts", "id", "tenant", "ingest_ts", "service", "environment", "source", "name",
     "series", "value", "body", "severity", "labels", "trace_id",
     "change_id", "change_type", "version", "author", "link",
 )
-COL = {name: i for i, name in enumerate(COLUMNS)}
 
 ARROW_SCHEMA = pa.schema([
+    ("kind", pa.string()),
+    ("ts", pa.timestamp("ms", tz="UTC")),
     ("id", pa.string()),
     ("tenant", pa.string()),
-    ("ts", pa.timestamp("ms", tz="UTC")),
     ("ingest_ts", pa.timestamp("ms", tz="UTC")),
-    ("kind", pa.string()),
     ("service", pa.string()),
     ("environment", pa.string()),
     ("source", pa.string()),
@@ -105,6 +105,44 @@ ARROW_SCHEMA = pa.schema([
     ("author", pa.string()),
     ("link", pa.string()),
 ])
+
+
+_Name = Annotated[str, msgspec.Meta(max_length=256)]
+
+
+class Signal(msgspec.Struct, gc=False, forbid_unknown_fields=True):
+    """The normalized signal: every field in canonical form (``COLUMNS`` order is the store's).
+
+    Canonical JSON (no aliases, ``ts`` in epoch ms, string labels) decodes straight into this
+    type, with types and lengths checked by msgspec; :func:`finish` then applies the checks that
+    span fields. Anything else goes the lenient way: :class:`SignalIn` and :func:`validate_signal`.
+    ``ingest_ts`` and ``series`` are always computed here, whatever the input says.
+    """
+
+    kind: Literal["metric", "log", "change", "alert"]
+    ts: Annotated[int, msgspec.Meta(ge=0)]
+    id: Annotated[str, msgspec.Meta(max_length=128)] = ""
+    tenant: Annotated[str, msgspec.Meta(max_length=64)] = ""
+    ingest_ts: int = 0
+    service: _Name = ""
+    environment: _Name = ""
+    source: _Name = ""
+    name: _Name = ""
+    series: str = ""
+    value: Optional[float] = None
+    body: str = ""
+    severity: Literal["", "debug", "info", "warning", "error", "critical"] = ""
+    labels: Annotated[Dict[str, str], msgspec.Meta(max_length=64)] = {}
+    trace_id: _Name = ""
+    change_id: _Name = ""
+    change_type: _Name = ""
+    version: _Name = ""
+    author: _Name = ""
+    link: Annotated[str, msgspec.Meta(max_length=2048)] = ""
+
+
+assert Signal.__struct_fields__ == COLUMNS
+FAST_DECODER = msgspec.json.Decoder(Signal)
 
 
 class SignalIn(msgspec.Struct, gc=False, forbid_unknown_fields=True):
@@ -259,52 +297,109 @@ def _short(field: str, v: Optional[str], limit: int = MAX_NAME_LEN) -> str:
     return v
 
 
-def _labels(raw: Any) -> list:
-    if raw is None:
-        return []
+def _labels(raw: Any) -> dict:
     if type(raw) is not dict:
         raise SignalError("labels", raw, "must be an object of string values")
     if len(raw) > MAX_LABELS:
         raise SignalError("labels", f"{len(raw)} labels", f"more than {MAX_LABELS} labels")
-    out = []
-    for k in sorted(raw):
-        v = raw[k]
+    out = {}
+    for k, v in raw.items():
         tv = type(v)
         if tv is not str:
-            if tv is int or tv is float or tv is bool:
-                v = str(v).lower() if tv is bool else str(v)
+            if tv is bool:
+                v = "true" if v else "false"
+            elif tv is int or tv is float:
+                v = str(v)
             elif v is None:
                 v = ""
             else:
                 raise SignalError(f"labels.{k}", v, "label values must be strings")
         if type(k) is not str or not k:
             raise SignalError("labels", k, "label names must be non-empty strings")
-        out.append((k, v))
+        out[k] = v
     return out
 
 
-def series_key(name: str, labels: list) -> str:
+def series_key(name: str, labels: dict) -> str:
     """Prometheus-style series identity: ``name{k="v",...}`` with labels sorted by key."""
     if not labels:
         return name
-    return name + "{" + ",".join(f'{k}="{v}"' for k, v in labels) + "}"
+    return name + "{" + ",".join([f'{k}="{labels[k]}"' for k in sorted(labels)]) + "}"
 
 
-def content_id(parts: tuple) -> str:
-    """A stable idempotency id from a record's identifying content (32 hex chars)."""
-    return blake2b(orjson.dumps(parts, option=orjson.OPT_NON_STR_KEYS), digest_size=16).hexdigest()
+def content_id(parts: Any) -> str:
+    """A stable idempotency id from a record's content (32 hex chars): the raw bytes as sent,
+    or a canonical tuple of the fields."""
+    data = parts if type(parts) is bytes else orjson.dumps(parts, option=orjson.OPT_NON_STR_KEYS)
+    return blake2b(data, digest_size=16).hexdigest()
+
+
+def finish(s: Signal, now_ms: int, ingest_ms: int, default_tenant: str = "default",
+           max_future_ms: int = 15 * 60 * 1000, raw: Optional[bytes] = None) -> Signal:
+    """Checks across fields, defaults and derived fields of a :class:`Signal` decoded from
+    canonical JSON; ``raw`` (the bytes it came from) seeds the content id. Mutates ``s``."""
+    ts = s.ts
+    if ts < _MS_THRESHOLD:
+        ts = s.ts = ts * 1000
+    if ts > now_ms + max_future_ms:
+        raise SignalError("ts", ts, f"more than {max_future_ms // 1000} s in the future")
+    if not s.tenant:
+        s.tenant = default_tenant
+    if not s.service:
+        s.service = _service_from_labels(s.labels, s.service)
+    kind = s.kind
+    if kind == "metric":
+        if not s.name:
+            raise SignalError("name", None, "required for a metric")
+        if s.value is None:
+            raise SignalError("value", None, "required: a finite number")
+        s.series = series_key(s.name, s.labels)
+    else:
+        if kind == "log":
+            if not s.body:
+                raise SignalError("body", None, "required for a log (the message)")
+            if not s.severity:
+                s.severity = "info"
+        elif kind == "alert":
+            if not s.name:
+                raise SignalError("name", None, "required for an alert (the alert name)")
+            if not s.severity:
+                s.severity = "warning"
+        elif not s.change_type:
+            raise SignalError("change_type", None, "required for a change (deploy, feature_flag, config, ...)")
+        elif not s.name:
+            s.name = s.change_type
+        s.series = s.name
+    s.ingest_ts = ingest_ms
+    if not s.id:
+        s.id = content_id(raw) if raw is not None else _canonical_id(s)
+    return s
+
+
+def _canonical_id(s: Signal) -> str:
+    return content_id((s.tenant, s.kind, s.ts, s.service, s.environment, s.source, s.name,
+                       sorted(s.labels.items()), s.value, s.body, s.severity, s.trace_id, s.change_id,
+                       s.change_type, s.version))
+
+
+def _service_from_labels(labels: dict, given: Any) -> str:
+    for k in ("service", "job", "app"):
+        v = labels.get(k)
+        if v:
+            return v
+    raise SignalError("service", given, "required (or a service/job/app label)")
 
 
 def validate_record(d: Any, now_ms: int, ingest_ms: int, default_tenant: str = "default",
-                    max_future_ms: int = 15 * 60 * 1000) -> tuple:
-    """Check one record (a dict or a :class:`SignalIn`) and return its normalized row."""
+                    max_future_ms: int = 15 * 60 * 1000) -> Signal:
+    """Check one record (a dict or a :class:`SignalIn`) and return the normalized signal."""
     s = d if type(d) is SignalIn else signal_from_dict(d)
     return validate_signal(s, now_ms, ingest_ms, default_tenant, max_future_ms)
 
 
 def validate_signal(s: SignalIn, now_ms: int, ingest_ms: int, default_tenant: str = "default",
-                    max_future_ms: int = 15 * 60 * 1000) -> tuple:
-    """Check one parsed signal and return its normalized row (ordered as ``COLUMNS``).
+                    max_future_ms: int = 15 * 60 * 1000) -> Signal:
+    """Check one leniently parsed signal (aliases, loose types) and return it normalized.
 
     ``now_ms`` (the caller's clock) bounds how far in the future an event time may be.
     """
@@ -325,15 +420,10 @@ def validate_signal(s: SignalIn, now_ms: int, ingest_ms: int, default_tenant: st
     if len(tenant) > 64:
         raise SignalError("tenant", tenant, "longer than 64 characters")
 
-    labels = _labels(s.labels) if s.labels else []
+    labels = _labels(s.labels) if s.labels else {}
     service = s.service
     if not service:
-        for k, v in labels:
-            if k in ("service", "job", "app"):
-                service = v
-                break
-        else:
-            raise SignalError("service", s.service, "required (or a service/job/app label)")
+        service = _service_from_labels(labels, s.service)
     elif len(service) > MAX_NAME_LEN:
         raise SignalError("service", service, f"longer than {MAX_NAME_LEN} characters")
 
@@ -380,17 +470,16 @@ def validate_signal(s: SignalIn, now_ms: int, ingest_ms: int, default_tenant: st
     link = _short("link", s.link, 2048)
 
     rid = s.id
-    if rid is None or rid == "":
-        rid = content_id((tenant, kind, ts, service, environment, source, name, labels,
-                          value, body, severity, trace_id, change_id, change_type, version))
-    elif type(rid) is int:
+    if type(rid) is int:
         rid = str(rid)
-    elif len(rid) > MAX_ID_LEN:
+    elif rid is not None and len(rid) > MAX_ID_LEN:
         raise SignalError("id", rid, f"longer than {MAX_ID_LEN} characters")
-
-    return (rid, tenant, ts, ingest_ms, kind, service, environment, source, name,
-            series_key(name, labels) if kind == "metric" else name, value, body, severity,
-            labels, trace_id, change_id, change_type, version, author, link)
+    out = Signal(kind, ts, rid or "", tenant, ingest_ms, service, environment, source, name,
+                 series_key(name, labels) if kind == "metric" else name, value, body, severity,
+                 labels, trace_id, change_id, change_type, version, author, link)
+    if not rid:
+        out.id = _canonical_id(out)
+    return out
 
 
 def expand_metrics_batch(msg: dict) -> Iterator[dict]:
@@ -438,15 +527,18 @@ def expand_metrics_batch(msg: dict) -> Iterator[dict]:
             yield rec
 
 
+_ARROW_TYPES = [f.type for f in ARROW_SCHEMA]
+
+
 def rows_to_arrow(rows: list) -> pa.Table:
-    """Normalized rows (tuples ordered as ``COLUMNS``) as one Arrow table for a batch write."""
-    cols = list(zip(*rows)) if rows else [[] for _ in COLUMNS]
-    arrays = [pa.array(col, type=ARROW_SCHEMA.field(i).type) for i, col in enumerate(cols)]
+    """Normalized signals as one Arrow table (``ARROW_SCHEMA``) for a batch write."""
+    arrays = []
+    for name, typ in zip(COLUMNS, _ARROW_TYPES):
+        get = attrgetter(name)
+        arrays.append(pa.array(list(map(get, rows)), type=typ))
     return pa.Table.from_arrays(arrays, schema=ARROW_SCHEMA)
 
 
-def row_to_dict(row: Iterable) -> dict:
-    """A normalized row as a JSON-ready dict (labels as an object)."""
-    out = dict(zip(COLUMNS, row))
-    out["labels"] = dict(out["labels"])
-    return out
+def signal_to_dict(s: Signal) -> dict:
+    """A normalized signal as a JSON-ready dict."""
+    return msgspec.structs.asdict(s)

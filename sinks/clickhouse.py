@@ -200,13 +200,13 @@ class ClickHouseStore:
         res = WriteResult()
         rows = batch.rows
         if rows:
-            suspects = rows if check_ts_le is None else [r for r in rows if r[2] <= check_ts_le]
+            suspects = rows if check_ts_le is None else [r for r in rows if r.ts <= check_ts_le]
             have = set()
             if suspects:
-                have = self.existing_ids("signals", [r[0] for r in suspects],
-                                         min(r[2] for r in suspects), max(r[2] for r in suspects))
+                have = self.existing_ids("signals", [r.id for r in suspects],
+                                         min(r.ts for r in suspects), max(r.ts for r in suspects))
             if have:
-                rows = [r for r in rows if r[0] not in have]
+                rows = [r for r in rows if r.id not in have]
                 res.existing = len(batch.rows) - len(rows)
             if rows:
                 table = rows_to_arrow(rows)

