@@ -15,7 +15,6 @@ enters leaves as a row, a dead letter or a counted duplicate.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from zlib import crc32
 from dataclasses import dataclass, field
 from typing import List
@@ -63,60 +62,63 @@ def decode(chunk: RawChunk, received_ms: int, max_bytes: int) -> Decoded:
     fast = FAST_DECODER.decode
     lenient = _DECODER.decode
     given = chunk.positions
+    origin = chunk.origin
     positions: list = []
     for i, raw in enumerate(chunk.payloads):
         t = type(raw)
-        pos = given[i] if given is not None else ""
         if t is bytes or t is str:
             if len(raw) > max_bytes:
+                pos = given[i] if given is not None else ""
                 dead.append(DeadLetter(received_ms, src, "decode", f"oversized: {len(raw)} bytes > limit "
-                                       f"{max_bytes}", _raw_text(raw), position=str(pos)))
-                continue
-            if (_BATCH_MARK_B if t is bytes else _BATCH_MARK_S) in raw:
-                try:
-                    obj = _loads(raw)
-                except orjson.JSONDecodeError as e:
-                    dead.append(DeadLetter(received_ms, src, "decode", f"unparseable JSON: {e}",
-                                           _raw_text(raw), position=str(pos)))
-                    continue
-                _expand(obj, raw, pos, received_ms, src, records, raws, positions, dead)
+                                       f"{max_bytes}", _raw_text(raw), position=f"{origin}{pos}"))
                 continue
             try:
                 records.append(fast(raw))  # canonical JSON: types and lengths checked in C
             except msgspec.ValidationError:
+                pos = given[i] if given is not None else ""
+                if (_BATCH_MARK_B if t is bytes else _BATCH_MARK_S) in raw:
+                    obj = _loads(raw)
+                    if type(obj) is dict and obj.get("type") == "metrics_batch":
+                        _expand(obj, raw, pos, origin, received_ms, src, records, raws, positions, dead)
+                        continue
                 try:
                     records.append(lenient(raw))  # aliases and loose types: checked in Python
                 except msgspec.ValidationError as e:  # valid JSON, not a signal
                     err = decode_signal_error(raw, e)
                     dead.append(DeadLetter(received_ms, src, "validate", str(err), _raw_text(raw), err.field,
-                                           position=str(pos)))
+                                           position=f"{origin}{pos}"))
                     continue
             except msgspec.DecodeError as e:
+                pos = given[i] if given is not None else ""
                 dead.append(DeadLetter(received_ms, src, "decode", f"unparseable JSON: {e}", _raw_text(raw),
-                                       position=str(pos)))
+                                       position=f"{origin}{pos}"))
                 continue
             raws.append(raw)
-            positions.append(pos)
-        elif t is dict:
-            if raw.get("type") == "metrics_batch":
-                _expand(raw, raw, pos, received_ms, src, records, raws, positions, dead)
-            else:
-                records.append(raw)
-                raws.append(raw)
-                positions.append(pos)
-        elif raw is None:
-            dead.append(DeadLetter(received_ms, src, "decode", "empty message (no value)", "", position=str(pos)))
+            positions.append(given[i] if given is not None else "")
         else:
-            dead.append(DeadLetter(received_ms, src, "decode", f"a signal must be a JSON object, got "
-                                   f"{t.__name__}", _raw_text(raw), position=str(pos)))
-    return Decoded(src, records, raws, dead, positions)
+            pos = given[i] if given is not None else ""
+            if t is dict:
+                if raw.get("type") == "metrics_batch":
+                    _expand(raw, raw, pos, origin, received_ms, src, records, raws, positions, dead)
+                else:
+                    records.append(raw)
+                    raws.append(raw)
+                    positions.append(pos)
+            elif raw is None:
+                dead.append(DeadLetter(received_ms, src, "decode", "empty message (no value)", "",
+                                       position=f"{origin}{pos}"))
+            else:
+                dead.append(DeadLetter(received_ms, src, "decode", f"a signal must be a JSON object, got "
+                                       f"{t.__name__}", _raw_text(raw), position=f"{origin}{pos}"))
+    return Decoded(src, records, raws, dead, positions, origin)
 
 
-def _expand(obj, raw, pos, received_ms, src, records, raws, positions, dead) -> None:
+def _expand(obj, raw, pos, origin, received_ms, src, records, raws, positions, dead) -> None:
     try:
         expanded = list(expand_metrics_batch(obj))
     except SignalError as e:
-        dead.append(DeadLetter(received_ms, src, "decode", str(e), _raw_text(raw), e.field, position=str(pos)))
+        dead.append(DeadLetter(received_ms, src, "decode", str(e), _raw_text(raw), e.field,
+                               position=f"{origin}{pos}"))
         return
     records.extend(expanded)
     raws.extend([None] * len(expanded))  # None: a failing sample is kept as its own JSON
@@ -131,6 +133,7 @@ def validate(decoded: Decoded, now_ms: int, ingest_ms: int, default_tenant: str 
     append = rows.append
     src = decoded.source
     positions = decoded.positions or [""] * len(decoded.records)
+    origin = decoded.origin
     for rec, raw, pos in zip(decoded.records, decoded.raws, positions):
         try:
             t = type(rec)
@@ -144,62 +147,72 @@ def validate(decoded: Decoded, now_ms: int, ingest_ms: int, default_tenant: str 
         except SignalError as e:
             tenant = rec.get("tenant") if type(rec) is dict else rec.tenant
             dead.append(DeadLetter(now_ms, src, "validate", str(e), _raw_text(rec if raw is None else raw),
-                                   e.field, tenant if type(tenant) is str else "", str(pos)))
+                                   e.field, tenant if type(tenant) is str else "", f"{origin}{pos}"))
     return SignalBatch(rows, dead)
 
 
 @dataclass
 class BoundedDeduper:
-    """Remembers the last ``capacity`` idempotency ids (FIFO eviction) and drops repeats.
+    """Remembers at least the last ``capacity // 2`` and at most ``capacity`` (tenant, id) keys,
+    and drops repeats.
 
-    State is a plain ordered dict, so it pickles for Bytewax snapshots.
+    Two generations of plain dicts: when the young one holds ``capacity // 2`` keys, the old
+    one is forgotten and the young one becomes old. ``evicted_max_ts`` is the latest event time
+    among forgotten keys. State is plain dicts, so it pickles fast for Bytewax snapshots.
 
-    >>> d = BoundedDeduper(capacity=2)
-    >>> [d.first_time(k, ts) for k, ts in (("a", 1), ("b", 2), ("a", 1), ("c", 3), ("a", 1))]
-    [True, True, False, True, True]
-    >>> d.evicted_max_ts  # "a" (ts 1), then "b" (ts 2) were forgotten
+    >>> d = BoundedDeduper(capacity=4)
+    >>> [d.first_time(k, ts) for k, ts in (("a", 1), ("b", 2), ("a", 1), ("c", 3), ("d", 4), ("e", 5), ("a", 1))]
+    [True, True, False, True, True, True, True]
+    >>> d.evicted_max_ts  # "a" (ts 1) and "b" (ts 2) were forgotten
     2
     """
 
     capacity: int = 500_000
-    seen: "OrderedDict[tuple, int]" = field(default_factory=OrderedDict)
-    evicted_max_ts: int = -1  # latest event time among forgotten ids (-1: none forgotten)
+    young: dict = field(default_factory=dict)
+    old: dict = field(default_factory=dict)
+    young_max_ts: int = -1
+    old_max_ts: int = -1
+    evicted_max_ts: int = -1  # latest event time among forgotten keys (-1: none forgotten)
+
+    def _rotate(self) -> None:
+        if self.old:
+            self.evicted_max_ts = max(self.evicted_max_ts, self.old_max_ts)
+        self.old, self.old_max_ts = self.young, self.young_max_ts
+        self.young, self.young_max_ts = {}, -1
 
     def first_time(self, key, ts: int = 0) -> bool:
-        seen = self.seen
-        if key in seen:
+        if key in self.young or key in self.old:
             return False
-        seen[key] = ts
-        if len(seen) > self.capacity:
-            self._evict(1)
+        if len(self.young) >= max(1, self.capacity // 2):
+            self._rotate()
+        self.young[key] = None
+        if ts > self.young_max_ts:
+            self.young_max_ts = ts
         return True
 
-    def _evict(self, n: int) -> None:
-        popitem = self.seen.popitem
-        hi = self.evicted_max_ts
-        for _ in range(n):
-            ts = popitem(last=False)[1]
-            if ts > hi:
-                hi = ts
-        self.evicted_max_ts = hi
-
     def filter_rows(self, rows: List[Signal]) -> tuple[list, int]:
-        """Rows whose (tenant, id) was not seen before, and how many were dropped.
+        """Signals whose (tenant, id) was not seen before, and how many were dropped.
 
-        An id forgotten (evicted) and seen again passes; rows at or before
-        ``evicted_max_ts`` are therefore marked for a lookup in the store by the sink.
+        A key forgotten and seen again passes; the sink looks up rows at or before
+        ``evicted_max_ts`` in the store before inserting them.
         """
         out = []
-        seen = self.seen
+        young, old = self.young, self.old
+        half = max(1, self.capacity // 2)
+        hi = self.young_max_ts
         for r in rows:
-            key = (r.tenant, r.id)
-            if key in seen:
+            key = r.tenant + "\x00" + r.id
+            if key in young or key in old:
                 continue
-            seen[key] = r.ts
+            if len(young) >= half:
+                self.young_max_ts = hi
+                self._rotate()
+                young, old, hi = self.young, self.old, -1
+            young[key] = None
+            if r.ts > hi:
+                hi = r.ts
             out.append(r)
-        over = len(seen) - self.capacity
-        if over > 0:
-            self._evict(over)
+        self.young_max_ts = hi
         return out, len(rows) - len(out)
 
 

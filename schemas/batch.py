@@ -16,8 +16,10 @@ class RawChunk:
 
     source: str
     payloads: List[Any]
-    # where each payload came from (file line, Kafka partition@offset), for dead letters
+    # where each payload came from, for dead letters: ``origin + str(positions[i])``, e.g.
+    # "/data/x.jsonl:" + line number, or "signals/0@" + Kafka offset
     positions: Optional[List[Any]] = None
+    origin: str = ""
 
 
 @dataclass
@@ -43,6 +45,7 @@ class Decoded:
     raws: List[Any]
     dead: List[DeadLetter] = field(default_factory=list)
     positions: Optional[List[Any]] = None  # parallel to records when the source gave positions
+    origin: str = ""
 
 
 @dataclass

@@ -320,11 +320,25 @@ def _labels(raw: Any) -> dict:
     return out
 
 
+_SERIES_CACHE: dict = {}
+
+
 def series_key(name: str, labels: dict) -> str:
-    """Prometheus-style series identity: ``name{k="v",...}`` with labels sorted by key."""
+    """Prometheus-style series identity: ``name{k="v",...}`` with labels sorted by key.
+
+    >>> series_key("up", {"job": "a", "instance": "x"})
+    'up{instance="x",job="a"}'
+    """
     if not labels:
         return name
-    return name + "{" + ",".join([f'{k}="{labels[k]}"' for k in sorted(labels)]) + "}"
+    memo = (name, *labels.items())  # a stream repeats its series: look them up, build once
+    key = _SERIES_CACHE.get(memo)
+    if key is None:
+        key = name + "{" + ",".join([f'{k}="{labels[k]}"' for k in sorted(labels)]) + "}"
+        if len(_SERIES_CACHE) >= 100_000:
+            _SERIES_CACHE.clear()
+        _SERIES_CACHE[memo] = key
+    return key
 
 
 def content_id(parts: Any) -> str:

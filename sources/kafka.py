@@ -19,14 +19,16 @@ from schemas.batch import DeadLetter, RawChunk, SignalBatch
 
 
 def _chunks(msgs: list) -> List[RawChunk]:
-    by_topic: Dict[str, RawChunk] = {}
+    """One chunk per topic-partition of a poll; positions are offsets."""
+    parts: Dict[tuple, RawChunk] = {}
     for m in msgs:
-        c = by_topic.get(m.topic)
+        key = (m.topic, m.partition)
+        c = parts.get(key)
         if c is None:
-            c = by_topic[m.topic] = RawChunk(f"kafka:{m.topic}", [], [])
+            c = parts[key] = RawChunk(f"kafka:{m.topic}", [], [], f"{m.topic}/{m.partition}@")
         c.payloads.append(m.value)
-        c.positions.append(f"{m.topic}/{m.partition}@{m.offset}")
-    return list(by_topic.values())
+        c.positions.append(m.offset)
+    return list(parts.values())
 
 
 def _errors(errs: list) -> List[SignalBatch]:

@@ -98,7 +98,7 @@ class _JsonlPartition(StatefulSourcePartition[RawChunk, tuple]):
 
     def __init__(self, path: Path, chunk_rows: int, pacer: Optional[_Pacer], state: Optional[tuple]):
         self.source = f"replay:{path.name}"
-        self.where = str(path.resolve())
+        self.origin = f"{path.resolve()}:"
         self.chunk_rows = chunk_rows
         gz = path.name.endswith(".gz")
         raw = open(path, "rb")
@@ -115,6 +115,8 @@ class _JsonlPartition(StatefulSourcePartition[RawChunk, tuple]):
             else:
                 self.f.seek(self.offset)
         self.reader = io.BufferedReader(self.f, 1 << 20) if gz else self.f
+        self.block_bytes = max(4096, chunk_rows * 200)  # ~200 bytes per signal line
+        self.tail = b""
         self.pacer = pacer
         self.held: Optional[RawChunk] = None  # paced mode: lines read but not yet due
         self.held_state = (self.offset, self.line_no)
@@ -122,26 +124,34 @@ class _JsonlPartition(StatefulSourcePartition[RawChunk, tuple]):
         self.eof = False
 
     def _read(self) -> RawChunk:
-        where = self.where
-        chunk = RawChunk(self.source, [], [])
-        lines, positions = chunk.payloads, chunk.positions
-        readline = self.reader.readline
-        nbytes = 0
-        line_no = self.line_no
-        for _ in range(self.chunk_rows):
-            line = readline()
-            if not line:
+        """The complete lines of the next block of about ``chunk_rows`` lines."""
+        data = self.tail
+        want = self.block_bytes
+        while True:
+            block = self.reader.read(want)
+            if not block:
                 self.eof = True
+                cut = len(data)  # the last line may lack its newline
                 break
-            nbytes += len(line)
-            line_no += 1
-            line = line.rstrip(b"\r\n")
-            if line and not line.isspace():
-                lines.append(line)
-                positions.append(f"{where}:{line_no}")
-        self.offset += nbytes
-        self.line_no = line_no
-        return chunk
+            data = data + block if data else block
+            cut = data.rfind(b"\n") + 1
+            if cut:
+                break
+            want *= 2  # a line longer than a block: keep reading until it ends
+        self.tail = data[cut:]
+        body = data[:cut]
+        self.offset += cut
+        lines = body.split(b"\n")
+        if lines and not lines[-1]:
+            lines.pop()  # after the final newline
+        first = self.line_no + 1
+        self.line_no += len(lines)
+        if b"\r" in body:
+            lines = [ln.rstrip(b"\r") for ln in lines]
+        if b"" in lines:  # blank lines are skipped (whitespace-only ones are dead-lettered)
+            keep = [(i, ln) for i, ln in enumerate(lines, first) if ln]
+            return RawChunk(self.source, [ln for _, ln in keep], [i for i, _ in keep], self.origin)
+        return RawChunk(self.source, lines, range(first, first + len(lines)), self.origin)
 
     def next_batch(self) -> Iterable[RawChunk]:
         if self.pacer is None:
@@ -170,7 +180,7 @@ class _JsonlPartition(StatefulSourcePartition[RawChunk, tuple]):
                 self.awake = due
                 break
             i += 1
-        out = RawChunk(self.source, held.payloads[:i], held.positions[:i])
+        out = RawChunk(self.source, held.payloads[:i], held.positions[:i], self.origin)
         held.payloads, held.positions = held.payloads[i:], held.positions[i:]
         if not held.payloads:  # the whole read block went out: the resume point moves past it
             self.held_state = (self.offset, self.line_no)
@@ -193,7 +203,7 @@ class _ParquetPartition(StatefulSourcePartition[RawChunk, int]):
         import pyarrow.parquet as pq
 
         self.source = f"replay:{path.name}"
-        self.where = str(path.resolve())
+        self.origin = f"{path.resolve()}:"
         self.file = pq.ParquetFile(path)
         self.offset = offset or 0
         self.batches = self.file.iter_batches(batch_size=chunk_rows)
@@ -230,8 +240,8 @@ class _ParquetPartition(StatefulSourcePartition[RawChunk, int]):
             out, self.pending = self.pending[:i], self.pending[i:]
         first = self.offset
         self.offset += len(out)
-        positions = [f"{self.where}:{first + j + 1}" for j in range(len(out))]
-        return [RawChunk(self.source, out, positions)] if out else []
+        positions = list(range(first + 1, first + 1 + len(out)))  # 1-based row numbers
+        return [RawChunk(self.source, out, positions, self.origin)] if out else []
 
     def next_awake(self) -> Optional[datetime]:
         return self.awake if self.pending else None
