@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 import time
+import warnings
 from datetime import timedelta
 from pathlib import Path
 from typing import List, Optional
@@ -280,6 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")  # platformdirs, via pgserver
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,

@@ -1,0 +1,58 @@
+"""The command line: help for every command, clear errors, the demo, the benchmark harness."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from opscopilot.settings import Settings, SettingsError, redact_url
+from tests.conftest import run_cli
+
+
+@pytest.mark.parametrize("cmd", [[], ["run"], ["replay"], ["demo"], ["stats"], ["bench"]])
+def test_every_command_has_help(cmd):
+    p = run_cli(cmd + ["--help"])
+    assert "usage: opscopilot" in p.stdout
+    assert len(p.stdout.splitlines()) > 5
+
+
+def test_bad_settings_fail_with_a_clear_message(tmp_path):
+    p = run_cli(["stats", "--data-dir", str(tmp_path)], env={"OPSCOPILOT_CLICKHOUSE_URL": "mysql://x"},
+                check=False)
+    assert p.returncode == 2
+    assert "OPSCOPILOT_CLICKHOUSE_URL" in p.stderr and "mysql" in p.stderr
+    p = run_cli(["replay", str(tmp_path / "missing.jsonl"), "--data-dir", str(tmp_path)], check=False)
+    assert p.returncode == 2 and "no such file or directory" in p.stderr
+
+
+def test_settings_from_env_and_redaction():
+    s = Settings.from_env({"OPSCOPILOT_SINK_BATCH_ROWS": "500",
+                           "OPSCOPILOT_CLICKHOUSE_URL": "clickhouse://u:s3cret@h:8123"})
+    assert s.sink_batch_rows == 500
+    assert "s3cret" not in json.dumps(s.redacted())
+    assert redact_url("postgresql://a:pw@h/db") == "postgresql://a:***@h/db"
+    with pytest.raises(SettingsError, match="OPSCOPILOT_SINK_BATCH_ROWS"):
+        Settings.from_env({"OPSCOPILOT_SINK_BATCH_ROWS": "lots"})
+    with pytest.raises(SettingsError, match="OPSCOPILOT_KAFKA_URL"):
+        Settings.from_env({"OPSCOPILOT_KAFKA_URL": "localhost:9092"})
+
+
+def test_demo_ingests_the_bundled_sample_and_stops_postgres(tmp_path):
+    p = run_cli(["demo", "--data-dir", str(tmp_path), "--progress", "0"], timeout=300)
+    assert "store now holds 19,950 signals" in p.stdout
+    assert "50 dead letters" in p.stdout
+    assert "tenants registered in Postgres: default" in p.stdout
+    pid_file = tmp_path / "pg" / "postmaster.pid"
+    assert not pid_file.exists()  # the embedded Postgres was stopped
+
+
+def test_bench_harness_runs_and_writes_its_keys(tmp_path):
+    out = tmp_path / "bench.json"
+    p = run_cli(["bench", "ingest", "--n", "20000", "--json", str(out), "--work-dir", str(tmp_path / "w")],
+                timeout=600)
+    figures = json.loads(out.read_text())
+    for key in ("replay_signals_per_s", "kafka_signals_per_s", "ceiling_signals_per_s", "peak_rss_mb"):
+        assert figures[key] > 0, key
+    assert figures["signals"] == 20000
+    assert "replay" in p.stdout and "kafka" in p.stdout
