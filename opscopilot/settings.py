@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 from urllib.parse import urlsplit
 
+from schemas.redact import redact_url
+
 
 class SettingsError(ValueError):
     """A setting has a value the program cannot use; the message names the setting."""
@@ -143,12 +145,3 @@ class Settings:
                 v = redact_url(v)
             out[f.name] = str(v) if isinstance(v, Path) else v
         return out
-
-
-def redact_url(url: str) -> str:
-    """Mask the password in a URL: ``clickhouse://u:secret@h`` -> ``clickhouse://u:***@h``."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()

