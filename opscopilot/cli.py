@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 import time
 import warnings
@@ -70,6 +71,28 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings.from_env(env, **overrides)
 
 
+def _install_stop_handlers() -> list:
+    """Ctrl-C and SIGTERM stop the job cleanly: sources end at their next poll, the sink
+    drains, the summary prints. A second signal stops at once. chdb installs its own signal
+    handlers when it starts, so Python's are put back once the store is open."""
+    from sources.control import STOP
+
+    stopping: list = []
+
+    def on_signal(signum, _frame):
+        stopping.append(signum)
+        if STOP.is_set():
+            raise KeyboardInterrupt
+        STOP.set()
+        print(f"\n[opscopilot] {signal.Signals(signum).name}: stopping after the current batch "
+              "(again to stop at once)", file=sys.stderr)
+
+    STOP.clear()
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    return stopping
+
+
 def execute(settings: Settings, inp, args: argparse.Namespace, label: str):
     """Run the ingest flow to completion (or Ctrl-C); return (summary, store)."""
     from bytewax.recovery import RecoveryConfig, init_db_dir
@@ -97,12 +120,14 @@ def execute(settings: Settings, inp, args: argparse.Namespace, label: str):
     print(f"[{label}] store {store!r}; {settings.dedupe_shards} dedupe shard(s); "
           f"batches of {settings.sink_batch_rows:,} rows / {settings.sink_batch_seconds}s", file=sys.stderr)
     t0 = time.monotonic()
-    interrupted = False
+    stopping = _install_stop_handlers()
     with ProgressPrinter(counters, settings.progress_seconds, prefix=label):
         try:
             cli_main(flow, **kwargs)
-        except KeyboardInterrupt:
-            interrupted = True
+        except BaseException:  # a second Ctrl-C surfaces from inside a Bytewax callback
+            if not stopping:
+                raise
+        interrupted = bool(stopping)
     elapsed = time.monotonic() - t0
     after = store.counts()
     totals = counters.totals()

@@ -8,6 +8,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 def redact_url(url: str) -> str:
     """Return ``url`` (a URL or a libpq conninfo string) with any password replaced by ``***``."""
+    if "@" not in url and "password" not in url:
+        return url
     if "://" not in url:
         return re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1***", url)
     parts = urlsplit(url)

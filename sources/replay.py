@@ -22,6 +22,7 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from schemas.batch import RawChunk
 from schemas.signal import SignalError, parse_ts
+from sources.control import STOP
 
 SUFFIXES = (".jsonl", ".json", ".ndjson", ".jsonl.gz", ".ndjson.gz", ".json.gz", ".parquet")
 
@@ -154,6 +155,8 @@ class _JsonlPartition(StatefulSourcePartition[RawChunk, tuple]):
         return RawChunk(self.source, lines, range(first, first + len(lines)), self.origin)
 
     def next_batch(self) -> Iterable[RawChunk]:
+        if STOP.is_set():
+            raise StopIteration()
         if self.pacer is None:
             if self.eof:
                 raise StopIteration()
@@ -221,6 +224,8 @@ class _ParquetPartition(StatefulSourcePartition[RawChunk, int]):
         self.awake: Optional[datetime] = None
 
     def next_batch(self) -> Iterable[RawChunk]:
+        if STOP.is_set():
+            raise StopIteration()
         if not self.pending:
             b = next(self.batches, None)
             if b is None:
