@@ -1,7 +1,8 @@
 """``opscopilot bench ingest``: ingest throughput from a replay file and from Kafka into chdb.
 
 Each measured run is a fresh subprocess (its own chdb directory; peak RSS is that process's
-own) on one Bytewax worker. Baseline, run side by side on the same input: a bare Bytewax
+own) on one Bytewax worker; each figure is the median of ``--repeat`` runs (default 3).
+Baseline, run side by side on the same input: a bare Bytewax
 identity flow (Bytewax's own file / Kafka input, one item per record, ``map(identity)``, a
 sink that discards) - the ceiling of what any Bytewax flow can do with this input here.
 
@@ -93,13 +94,23 @@ def _child(mode: str, data: str, work: str, brokers: str, topic: str) -> dict:
             "peak_rss_mb": _peak_rss_mb()}
 
 
-def _run_child(mode: str, data: Path, work: Path, brokers: str = "", topic: str = "") -> dict:
+def _run_child(mode: str, data: Path, work: Path, brokers: str = "", topic: str = "",
+               repeat: int = 1) -> dict:
+    """The median (by rate) of ``repeat`` runs, each in a fresh process and store directory."""
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    p = subprocess.run([sys.executable, "-m", "benchmarks.ingest", "_child", mode, str(data), str(work),
-                        brokers, topic], env=env, cwd=ROOT, capture_output=True, text=True, timeout=3600)
-    if p.returncode != 0:
-        raise RuntimeError(f"benchmark run {mode} failed ({p.returncode}):\n{p.stderr[-3000:]}")
-    return json.loads(p.stdout.strip().splitlines()[-1])
+    results = []
+    for i in range(repeat):
+        run_dir = work / f"{mode}-{i}-{uuid.uuid4().hex[:6]}"
+        p = subprocess.run([sys.executable, "-m", "benchmarks.ingest", "_child", mode, str(data), str(run_dir),
+                            brokers, topic], env=env, cwd=ROOT, capture_output=True, text=True, timeout=3600)
+        if p.returncode != 0:
+            raise RuntimeError(f"benchmark run {mode} failed ({p.returncode}):\n{p.stderr[-3000:]}")
+        results.append(json.loads(p.stdout.strip().splitlines()[-1]))
+        shutil.rmtree(run_dir, ignore_errors=True)
+    results.sort(key=lambda r: r["read"] / r["elapsed_s"])
+    median = dict(results[len(results) // 2])
+    median["rates"] = [round(r["read"] / r["elapsed_s"], 1) for r in results]
+    return median
 
 
 # --------------------------------------------------------------------------- broker
@@ -159,6 +170,7 @@ def main(args) -> int:
     from benchmarks.gen import generate, write_jsonl
 
     n = args.n or (100_000 if args.quick else 1_000_000)
+    repeat = args.repeat or (1 if args.quick else 3)
     work = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="opscopilot-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
@@ -172,9 +184,9 @@ def main(args) -> int:
             write_jsonl(data, generate(n, seed=2024, start_ms=start, step_ms=5))
         runs = {}
         print("run: ours, replay file -> chdb", file=sys.stderr)
-        runs["replay"] = _run_child("replay", data, work / f"r-{uuid.uuid4().hex[:6]}")
+        runs["replay"] = _run_child("replay", data, work, repeat=repeat)
         print("run: identity flow, replay file", file=sys.stderr)
-        runs["ceiling_replay"] = _run_child("ceiling_replay", data, work)
+        runs["ceiling_replay"] = _run_child("ceiling_replay", data, work, repeat=repeat)
         if not args.skip_kafka:
             from sinks.kafka import ensure_topic, produce
 
@@ -186,10 +198,9 @@ def main(args) -> int:
                 with open(data, "rb") as f:
                     produce([broker.brokers], topic, (line.rstrip(b"\n") for line in f if line.strip()))
                 print("run: ours, Kafka topic -> chdb", file=sys.stderr)
-                runs["kafka"] = _run_child("kafka", data, work / f"k-{uuid.uuid4().hex[:6]}",
-                                           broker.brokers, topic)
+                runs["kafka"] = _run_child("kafka", data, work, broker.brokers, topic, repeat)
                 print("run: identity flow, Kafka topic", file=sys.stderr)
-                runs["ceiling_kafka"] = _run_child("ceiling_kafka", data, work, broker.brokers, topic)
+                runs["ceiling_kafka"] = _run_child("ceiling_kafka", data, work, broker.brokers, topic, repeat)
             finally:
                 broker.stop()
     finally:
@@ -214,7 +225,9 @@ def main(args) -> int:
         "workers": 1,
         "commit": _commit(),
         "machine": _machine(),
-        "settings": {"sink_batch_rows": 20000, "chunk_rows": 5000, "kafka_batch_size": 1000, "quick": args.quick},
+        "settings": {"sink_batch_rows": 20000, "chunk_rows": 5000, "kafka_batch_size": 1000, "quick": args.quick,
+                     "repeat": repeat},
+        "runs": {k: r["rates"] for k, r in runs.items()},
     }
     out["replay_vs_ceiling"] = round(out["replay_signals_per_s"] / out["ceiling_signals_per_s"], 3)
     if out["kafka_signals_per_s"]:

@@ -301,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--quick", action="store_true", help="small run for CI")
     b.add_argument("--work-dir", type=Path, help="scratch directory (default: a temp dir)")
     b.add_argument("--skip-kafka", action="store_true", help="only the replay source")
+    b.add_argument("--repeat", type=int, help="runs per figure, the median is reported (default 3; --quick 1)")
     b.set_defaults(func=cmd_bench)
     return p
 

@@ -49,7 +49,7 @@ def test_demo_ingests_the_bundled_sample_and_stops_postgres(tmp_path):
 
 def test_bench_harness_runs_and_writes_its_keys(tmp_path):
     out = tmp_path / "bench.json"
-    p = run_cli(["bench", "ingest", "--n", "20000", "--json", str(out), "--work-dir", str(tmp_path / "w")],
+    p = run_cli(["bench", "ingest", "--n", "20000", "--repeat", "1", "--json", str(out), "--work-dir", str(tmp_path / "w")],
                 timeout=600)
     figures = json.loads(out.read_text())
     for key in ("replay_signals_per_s", "kafka_signals_per_s", "ceiling_signals_per_s", "peak_rss_mb"):
