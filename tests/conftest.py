@@ -84,6 +84,32 @@ def kafka():
             proc.kill()
 
 
+def expected_counts(lines, now_ms: int):
+    """What the ingest must make of generated lines: the kinds of the valid ones (Counter), and
+    how many must be dead-lettered. Judged from the JSON itself, independently of the ingest."""
+    from collections import Counter
+
+    import orjson
+
+    kinds: Counter = Counter()
+    bad = 0
+    for line in lines:
+        try:
+            rec = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            bad += 1
+            continue
+        k = rec.get("kind")
+        value = rec.get("value")
+        if (len(line) > 256 * 1024 or k not in ("metric", "log", "deploy", "change", "alert")
+                or rec["ts"] > now_ms + 900_000 or (k == "log" and "body" not in rec)
+                or (k == "metric" and not isinstance(value, (int, float)))):
+            bad += 1
+            continue
+        kinds["change" if k == "deploy" else k] += 1
+    return kinds, bad
+
+
 def run_cli(args, env=None, timeout=300, check=True) -> subprocess.CompletedProcess:
     """Run ``opscopilot ARGS`` in a subprocess (its own chdb engine)."""
     full_env = dict(os.environ)

@@ -6,8 +6,6 @@ import json
 import math
 import time
 import uuid
-from collections import Counter
-
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -19,6 +17,7 @@ from flows.ingest import IngestInput, build_flow
 from flows.progress import Counters
 from opscopilot.settings import Settings
 from sinks.kafka import ensure_topic, produce
+from tests.conftest import expected_counts
 
 NOW_MS = int(time.time() * 1000)
 START = NOW_MS - 3_600_000  # an hour ago: inside retention, not in the future
@@ -36,25 +35,8 @@ def run(store, inp: IngestInput, **kw) -> Counters:
     return counters
 
 
-def expected(lines) -> tuple[Counter, int]:
-    """Kinds of the valid generated lines, and how many are bad (by the generator's design)."""
-    kinds: Counter = Counter()
-    bad = 0
-    for line in lines:
-        try:
-            rec = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            bad += 1
-            continue
-        k = rec.get("kind")
-        value = rec.get("value")
-        if (len(line) > 256 * 1024 or k not in ("metric", "log", "deploy", "change", "alert")
-                or rec["ts"] > NOW_MS + 900_000 or (k == "log" and "body" not in rec)
-                or (k == "metric" and not isinstance(value, (int, float)))):
-            bad += 1
-            continue
-        kinds["change" if k == "deploy" else k] += 1
-    return kinds, bad
+def expected(lines):
+    return expected_counts(lines, NOW_MS)
 
 
 def assert_conserved(c: Counters, n_in: int) -> None:

@@ -11,30 +11,17 @@ import sys
 import time
 import uuid
 
-import orjson
-
 from benchmarks.gen import generate, write_jsonl
 from sinks.kafka import ensure_topic, produce
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, expected_counts, run_cli
 
 NOW_MS = int(time.time() * 1000)
 STORED = re.compile(r"stored ([\d,]+)")
 
 
 def _expected(lines) -> tuple[int, int]:
-    good = bad = 0
-    for line in lines:
-        try:
-            rec = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            bad += 1
-            continue
-        ok = (len(line) <= 256 * 1024 and rec.get("kind") in ("metric", "log", "deploy", "change", "alert")
-              and rec["ts"] <= NOW_MS + 900_000 and not (rec["kind"] == "log" and "body" not in rec)
-              and not (rec["kind"] == "metric" and not isinstance(rec.get("value"), (int, float))))
-        good += ok
-        bad += not ok
-    return good, bad
+    kinds, bad = expected_counts(lines, NOW_MS)
+    return sum(kinds.values()), bad
 
 
 def _kill_mid_stream(args: list, kill_after_stored: int, total: int, timeout: float = 120) -> int:
