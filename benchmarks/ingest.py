@@ -140,7 +140,7 @@ class _Tansu:
             except Exception:  # noqa: BLE001
                 if time.monotonic() > deadline or self.proc.poll() is not None:
                     self.stop()
-                    raise RuntimeError("tansu broker did not start")
+                    raise RuntimeError("tansu broker did not start") from None
                 time.sleep(0.1)
 
     def stop(self):

@@ -23,9 +23,10 @@ import msgspec
 import orjson
 
 from schemas.batch import Decoded, DeadLetter, RawChunk, SignalBatch
-from schemas.signal import (
-    _DECODER, FAST_DECODER, Signal, SignalError, SignalIn, decode_signal_error, expand_metrics_batch,
-    finish, validate_record, validate_signal,
+from schemas.signal import Signal, SignalIn
+from schemas.validate import (
+    FAST_DECODER, LENIENT_DECODER, SignalError, decode_signal_error, expand_metrics_batch, finish,
+    validate_record, validate_signal,
 )
 
 _loads = orjson.loads
@@ -60,7 +61,7 @@ def decode(chunk: RawChunk, received_ms: int, max_bytes: int) -> Decoded:
     dead: list = []
     src = chunk.source
     fast = FAST_DECODER.decode
-    lenient = _DECODER.decode
+    lenient = LENIENT_DECODER.decode
     given = chunk.positions
     origin = chunk.origin
     positions: list = []

@@ -21,7 +21,7 @@ import msgspec
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from schemas.batch import RawChunk
-from schemas.signal import SignalError, parse_ts
+from schemas.validate import SignalError, parse_ts
 from sources.control import STOP
 
 SUFFIXES = (".jsonl", ".json", ".ndjson", ".jsonl.gz", ".ndjson.gz", ".json.gz", ".parquet")

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from schemas.batch import DeadLetter, SignalBatch
-from schemas.signal import validate_record
+from schemas.validate import validate_record
 from sinks.clickhouse import ClickHouseStore, ClickHouseStoreError, connect
 from tests.conftest import free_port
 

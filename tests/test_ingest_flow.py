@@ -9,7 +9,6 @@ import uuid
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 from bytewax.testing import run_main
 
 from benchmarks.gen import generate, write_jsonl

@@ -6,9 +6,9 @@ import pytest
 
 import msgspec
 
-from schemas.signal import (
-    ARROW_SCHEMA, COLUMNS, FAST_DECODER, Signal, SignalError, decode_signal, expand_metrics_batch, finish,
-    parse_ts, rows_to_arrow, validate_record,
+from schemas.signal import ARROW_SCHEMA, COLUMNS, Signal, rows_to_arrow
+from schemas.validate import (
+    FAST_DECODER, SignalError, decode_signal, expand_metrics_batch, finish, parse_ts, validate_record,
 )
 
 NOW = 1_718_000_000_000
