@@ -102,7 +102,7 @@ def window_indices(timestamps: Sequence[Any], windows: Iterable[tuple[Any, Any]]
     [(1, 2), (3, 4)]
     """
     ts = list(timestamps)
-    if any(b < a for a, b in zip(ts, ts[1:])):
+    if any(b < a for a, b in zip(ts, ts[1:], strict=False)):
         raise ValueError("timestamps must be non-decreasing")
     ranges: list[tuple[int, int]] = []
     for start, end in sorted(windows, key=lambda w: w[0]):
@@ -518,7 +518,7 @@ def tagging_accuracy(predicted: Sequence[Hashable | None] | Mapping[Hashable, Ha
     else:
         if isinstance(predicted, Mapping) or len(predicted) != len(gold):
             raise ValueError("predicted and gold must be sequences of the same length")
-        pairs = list(zip(predicted, gold))
+        pairs = list(zip(predicted, gold, strict=True))
     if not pairs:
         raise ValueError("no scenarios")
     return sum(p == g for p, g in pairs) / len(pairs)
@@ -631,7 +631,7 @@ def _check_labels(predicted: Sequence[Hashable | None], gold: Sequence[Hashable 
     if len(predicted) != len(gold):
         raise ValueError("predicted and gold differ in length")
     # Loghub drops lines without a gold event id, and never credits an unparsed line.
-    pairs = [(p, g) for p, g in zip(predicted, gold) if g is not None]
+    pairs = [(p, g) for p, g in zip(predicted, gold, strict=True) if g is not None]
     if not pairs:
         raise ValueError("no line has a gold group")
     return pairs
@@ -701,7 +701,7 @@ def grouping_one_per_fault(predicted_incidents: Sequence[Hashable | None],
         raise ValueError("predicted_incidents and gold_faults differ in length")
     incidents_of: dict[Hashable, set[Hashable | None]] = defaultdict(set)
     faults_in: dict[Hashable, set[Hashable]] = defaultdict(set)
-    for inc, fault in zip(predicted_incidents, gold_faults):
+    for inc, fault in zip(predicted_incidents, gold_faults, strict=True):
         if fault is not None:
             incidents_of[fault].add(inc)
             if inc is not None:

@@ -30,6 +30,7 @@ from sinks.clickhouse import ClickHouseStore, WriteResult
 from sinks.clickhouse_sink import ClickHouseSink
 from sources.kafka import kafka_chunks
 from sources.replay import ReplaySource
+from sources.simulator import SimulatorSource
 
 
 @dataclass
@@ -43,6 +44,7 @@ class IngestInput:
     topics: Sequence[str] = ("signals",)
     tail: bool = True  # Kafka: keep waiting for new messages (False: stop at the end)
     kafka_batch_size: int = 1000
+    simulation: object = None  # a built simulator.scenario.Run to stream instead
 
 
 def _now_ms() -> int:
@@ -144,6 +146,9 @@ def build_flow(settings: Settings, inp: IngestInput, counters: Optional[Counters
         chunks, errors = kafka_chunks(flow, "kafka", inp.brokers, inp.topics, tail=inp.tail,
                                       batch_size=inp.kafka_batch_size)
         # chunks: RawChunk per topic per poll; errors: SignalBatch of consumer-error dead letters
+    elif inp.simulation is not None:
+        chunks = op.input("simulator", flow, SimulatorSource(inp.simulation, inp.speed))
+        # RawChunk of 20 simulated steps
     else:
         chunks = op.input("replay", flow, ReplaySource(inp.replay_paths, inp.chunk_rows, inp.speed,
                                                     settings.max_future_seconds * 1000))

@@ -174,7 +174,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from flows.ingest import IngestInput
 
     settings = _settings(args)
-    if settings.kafka_url:
+    if args.simulate:
+        from simulator.suite import get
+
+        inp = IngestInput(simulation=get(args.simulate).build(), speed=args.speed)
+        print(f"[run] streaming simulated scenario {args.simulate}", file=sys.stderr)
+    elif settings.kafka_url:
         inp = IngestInput(brokers=settings.kafka_brokers, topics=settings.kafka_topics, tail=not args.no_tail)
         print(f"[run] reading Kafka topics {', '.join(settings.kafka_topics)} from {settings.kafka_url}",
               file=sys.stderr)
@@ -215,6 +220,61 @@ def cmd_demo(args: argparse.Namespace) -> int:
     finally:
         if embedded is not None:
             embedded.stop()
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """Generate scenarios: their streams and gold files."""
+    from simulator import suite as S
+    from simulator.output import write_run
+    from simulator.scenario import FaultSpec
+
+    if args.list:
+        for name, sc in S.NAMED.items():
+            faults = ", ".join(f.type for f in sc.faults) or "no fault"
+            print(f"  {name:<26} {sc.services:>4} services, {sc.hours:g} h: {faults}")
+        print("  random-<seed>              a random scenario (fault mix, fleet size, decoys) from a seed")
+        return 0
+    if args.suite:
+        scenarios = S.quick_suite() if args.quick else S.gold_suite()
+    elif args.random:
+        scenarios = [S.random_scenario(args.seed)]
+    elif args.scenario:
+        scenarios = [S.get(args.scenario)]
+    else:
+        print("opscopilot simulate: give --scenario NAME, --random --seed S, or --suite", file=sys.stderr)
+        return 2
+    if args.kafka_url or args.topic:
+        from opscopilot.settings import Settings
+        from sinks.kafka import ensure_topic, produce
+
+        settings = Settings.from_env(kafka_url=args.kafka_url)
+        if not settings.kafka_url:
+            print("opscopilot simulate: --topic needs --kafka-url or OPSCOPILOT_KAFKA_URL", file=sys.stderr)
+            return 2
+        topic = args.topic or "signals"
+        ensure_topic(settings.kafka_brokers, topic)
+    out = Path(args.out)
+    t0 = time.monotonic()
+    for i, sc in enumerate(scenarios, 1):
+        overrides = {k: v for k, v in (("services", args.services), ("hours", args.hours),
+                                        ("step_s", args.step), ("log_rate", args.log_rate)) if v is not None}
+        if args.fault:
+            overrides["faults"] = [FaultSpec(f) for f in args.fault]
+        if overrides:
+            from dataclasses import replace
+
+            sc = replace(sc, **overrides)
+        run = sc.build()
+        if args.kafka_url or args.topic:
+            n = produce(settings.kafka_brokers, topic, (line for step in run.steps() for line in step))
+            (out / f"{sc.name}.gold.json").parent.mkdir(parents=True, exist_ok=True)
+            (out / f"{sc.name}.gold.json").write_text(json.dumps(run.gold, indent=2, sort_keys=True))
+            info = {"scenario": sc.name, "records": n, "stream": f"kafka topic {topic}"}
+        else:
+            info = write_run(run, out, args.format)
+        print(f"[{i}/{len(scenarios)}] {info['scenario']}: {info['records']:,} records -> {info['stream']} "
+              f"({time.monotonic() - t0:.1f}s)", file=sys.stderr)
     return 0
 
 
@@ -262,6 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--topic", action="append", help="Kafka topic (repeatable; OPSCOPILOT_KAFKA_TOPICS, default signals)")
     r.add_argument("--no-tail", action="store_true", help="Kafka: stop at the end of the topics instead of waiting")
     r.add_argument("--replay", action="append", help="replay this file or directory (repeatable)")
+    r.add_argument("--simulate", metavar="SCENARIO", help="stream a simulated scenario (see `opscopilot simulate --list`)")
     r.add_argument("--speed", type=float, help="replay pace: N x real time by event time (default: max)")
     _add_backend_flags(r)
     _add_run_flags(r)
@@ -284,6 +345,28 @@ def build_parser() -> argparse.ArgumentParser:
     _add_backend_flags(d)
     _add_run_flags(d)
     d.set_defaults(func=cmd_demo)
+
+    sm = sub.add_parser("simulate", help="generate incident scenarios: a signal stream and its gold answers",
+                        description="Seeded, deterministic incident scenarios: a fleet's metrics, logs, changes "
+                                    "and pages with injected faults, and a gold file (anomaly windows, root "
+                                    "cause, culprit change, blast radius, novel log templates, incidents).")
+    pick = sm.add_mutually_exclusive_group()
+    pick.add_argument("--scenario", help="a named scenario (see --list) or random-<seed>")
+    pick.add_argument("--random", action="store_true", help="a random scenario from --seed")
+    pick.add_argument("--suite", action="store_true", help="the whole gold suite (with --quick: the CI cut)")
+    pick.add_argument("--list", action="store_true", help="list the named scenarios")
+    sm.add_argument("--seed", type=int, default=0, help="seed for --random (default 0)")
+    sm.add_argument("--out", default="scenarios", help="output directory (default ./scenarios)")
+    sm.add_argument("--format", choices=["jsonl", "jsonl.gz", "parquet"], default="jsonl", help="stream file format")
+    sm.add_argument("--services", type=int, help="override the fleet size (10-500)")
+    sm.add_argument("--hours", type=float, help="override the time span")
+    sm.add_argument("--step", type=int, help="override the metric step in seconds (default 10)")
+    sm.add_argument("--log-rate", type=float, help="override mean log lines per second per service")
+    sm.add_argument("--fault", action="append", help="override the faults: a fault type (repeatable)")
+    sm.add_argument("--quick", action="store_true", help="with --suite: the small CI suite")
+    sm.add_argument("--kafka-url", help="send the stream to Kafka instead of a file (kafka://host:port)")
+    sm.add_argument("--topic", help="Kafka topic (default signals)")
+    sm.set_defaults(func=cmd_simulate)
 
     st = sub.add_parser("stats", help="what the store holds: signals by kind, dead letters by reason",
                         description="Counts of stored signals by kind and of dead letters, with the top reasons.")

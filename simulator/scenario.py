@@ -312,9 +312,9 @@ class Run:
         normal = [L.normal_for(s.tier) for s in fleet.services]
         base_err = [L.errors_for(s.tier) for s in fleet.services]
         active = self._active_templates()
-        changes = list(self.changes)
-        alerts = list(self.alerts)
-        ci = ai = 0
+        events = sorted([x for ch in self.changes for x in self._change_lines(ch)]
+                        + [(a["ts"], self._alert_line(a)) for a in self.alerts], key=lambda x: x[0])
+        ei = 0
         step_ms = self.step_ms
         for step in range(self.steps_n):
             t0 = self._ts(step)
@@ -344,12 +344,9 @@ class Run:
                            "labels": {"pod": f"{s.name}-{rng.randrange(3)}"}}
                     out.append((ts, orjson.dumps(rec)))
             t1 = t0 + step_ms
-            while ci < len(changes) and changes[ci]["ts"] < t1:
-                out.extend(self._change_lines(changes[ci]))
-                ci += 1
-            while ai < len(alerts) and alerts[ai]["ts"] < t1:
-                out.append((alerts[ai]["ts"], self._alert_line(alerts[ai])))
-                ai += 1
+            while ei < len(events) and events[ei][0] < t1:  # changes and pages, in their own step
+                out.append(events[ei])
+                ei += 1
             out.sort(key=lambda x: x[0])
             yield [line for _, line in out]
 
