@@ -301,12 +301,9 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from benchmarks import ingest as bench_ingest
+    import importlib
 
-    if args.suite != "ingest":
-        print(f"unknown bench suite {args.suite!r} (available: ingest)", file=sys.stderr)
-        return 2
-    return bench_ingest.main(args)
+    return importlib.import_module(f"benchmarks.{args.suite}").main(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -377,13 +374,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="benchmarks: opscopilot bench ingest [--json FILE] [--quick]",
                        description="Run a benchmark suite and print ours beside the baseline, with ratios.")
-    b.add_argument("suite", choices=["ingest"], help="which benchmark")
+    b.add_argument("suite", choices=["ingest", "gold"],
+                   help="ingest: throughput; gold: every stage scored on the simulated gold suite")
     b.add_argument("--n", type=int, help="signals to generate (default 1,000,000; --quick 100,000)")
     b.add_argument("--data", type=Path, help="replay this JSONL file instead of generated signals")
     b.add_argument("--json", dest="json_out", type=Path, help="write the figures as one flat JSON object")
     b.add_argument("--quick", action="store_true", help="small run for CI")
     b.add_argument("--work-dir", type=Path, help="scratch directory (default: a temp dir)")
     b.add_argument("--skip-kafka", action="store_true", help="only the replay source")
+    b.add_argument("--limit", type=int, help="gold: only the first N scenarios")
     b.add_argument("--repeat", type=int, help="runs per figure, the median is reported (default 3; --quick 1)")
     b.set_defaults(func=cmd_bench)
     return p

@@ -1,0 +1,193 @@
+"""``opscopilot bench gold``: the pipeline's stages scored on the simulated gold suite.
+
+For each scenario: simulate, pass the stream through the ingest operators (decode, validate),
+run the stages under test, and score them against the gold file. Until the real stages land
+(issues 4-6) the stages are the trivial baselines of ``operators.baselines``: a 3-sigma detector
+per series, pages grouped by time into incidents, "blame the latest change", root cause ranked
+by recent change then first anomaly, and a digits-masking novelty check. Their numbers are the
+first row of the scoreboard.
+
+JSON keys: ``scenarios``, ``anomaly_recall``, ``anomaly_precision``, ``anomaly_delay_steps_median``,
+``tagging_accuracy``, ``blast_radius_jaccard``, ``grouping_one_per_fault``, ``novel_error_recall``,
+``novel_error_precision``, ``rca_ac1``, ``rca_ac3``, ``rca_avg5``.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from benchmarks import scoring as S
+from operators.baselines import (
+    Change, blame_latest_change, novel_templates, pattern_regex, rank_by_recent_change, three_sigma_z,
+)
+from operators.ingest import decode, validate
+from schemas.batch import RawChunk
+
+INCIDENT_GAP_MS = 30 * 60_000  # pages further apart than this open a new incident
+CHANGE_TYPES = ("deploy", "feature_flag", "config")
+
+
+@dataclass
+class Observed:
+    """What the stages see of one scenario, after the ingest operators."""
+
+    metrics: Dict[Tuple[str, str], List[Tuple[int, float]]] = field(default_factory=lambda: defaultdict(list))
+    logs: List[Tuple[int, str, str]] = field(default_factory=list)
+    changes: List[Change] = field(default_factory=list)
+    pages: List[Tuple[int, str, str]] = field(default_factory=list)  # (ts, service, alert id)
+
+
+def observe(run) -> Observed:
+    obs = Observed()
+    far_future = 10**15
+    for step in run.steps():
+        d = decode(RawChunk("simulator", step), 0, 1 << 20)
+        b = validate(d, far_future, 0)
+        if b.dead:
+            raise RuntimeError(f"simulated records failed validation: {b.dead[0].reason}")
+        for s in b.rows:
+            k = s.kind
+            if k == "metric":
+                obs.metrics[(s.service, s.name)].append((s.ts, s.value))
+            elif k == "log":
+                obs.logs.append((s.ts, s.service, s.body))
+            elif k == "change":
+                if s.change_type in CHANGE_TYPES:
+                    obs.changes.append(Change(s.change_id, s.service, s.ts))
+            elif k == "alert" and s.labels.get("event_action") == "trigger":
+                obs.pages.append((s.ts, s.service, s.id))
+    return obs
+
+
+@dataclass
+class Incident:
+    start: int
+    end: int
+    pages: List[str]
+    services: List[str]
+
+
+def group_pages(pages: List[Tuple[int, str, str]]) -> List[Incident]:
+    out: List[Incident] = []
+    for ts, svc, pid in sorted(pages):
+        if out and ts - out[-1].end <= INCIDENT_GAP_MS:
+            inc = out[-1]
+            inc.end = ts
+            inc.pages.append(pid)
+            if svc not in inc.services:
+                inc.services.append(svc)
+        else:
+            out.append(Incident(ts, ts, [pid], [svc]))
+    return out
+
+
+def score_scenario(run, acc: dict) -> None:
+    gold = run.gold
+    obs = observe(run)
+    step_ms = gold["step_ms"]
+    # -- anomaly detection: 3-sigma per series, scored per series against the gold windows
+    gold_windows = {(w["service"], w["metric"]): w["windows"] for w in gold["anomaly_windows"]}
+    detections_at: Dict[str, List[int]] = defaultdict(list)  # service -> detection times
+    for key, points in obs.metrics.items():
+        ts = np.array([p[0] for p in points], dtype=np.int64)
+        z = three_sigma_z(np.array([p[1] for p in points]))
+        det = (z > 3.0).tolist()
+        windows = S.window_indices(ts.tolist(), [tuple(w) for w in gold_windows.get(key, [])])
+        acc["anomaly"].append(S.window_detection(det, windows, merge_gap=3))
+        detections_at[key[0]].extend(int(t) for t, d in zip(ts.tolist(), det) if d)
+    # -- incidents from pages; each gold fault is matched to the incident overlapping it
+    incidents = group_pages(obs.pages)
+    page_incident = {pid: i for i, inc in enumerate(incidents) for pid in inc.pages}
+    gold_pages = [(a["id"], a["fault_id"]) for a in gold["alerts"] if a["action"] == "trigger"]
+    acc["grouping"].append(S.grouping_one_per_fault([page_incident.get(p) for p, _ in gold_pages],
+                                                    [f for _, f in gold_pages]))
+    for f in gold["faults"]:
+        inc = next((x for x in incidents if x.start <= f["end_ms"] + 600_000
+                    and x.end >= f["start_ms"] - 300_000), None)
+        if inc is None:
+            acc["tagging"].append((None, f["culprit_change_id"]))
+            acc["rca"].append(([], f["root_cause_service"]))
+            acc["blast"].append(0.0 if f["blast_radius"] else 1.0)
+            continue
+        culprit = blame_latest_change(obs.changes, inc.start)
+        acc["tagging"].append((culprit.id if culprit else None, f["culprit_change_id"]))
+        first_anomaly = sorted(
+            (min((t for t in ts if inc.start - 600_000 <= t <= inc.end + 600_000), default=None), svc)
+            for svc, ts in detections_at.items())
+        anomalous = [svc for t, svc in first_anomaly if t is not None]
+        acc["rca"].append((rank_by_recent_change(obs.changes, anomalous, inc.start), f["root_cause_service"]))
+        acc["blast"].append(S.jaccard(anomalous, f["blast_radius"]))
+    # -- novel errors: masked templates first seen after the first 30% of the scenario
+    learn_until = gold["start_ms"] + int((gold["end_ms"] - gold["start_ms"]) * 0.3)
+    predicted = novel_templates(obs.logs, learn_until)
+    gold_novel = [(t["service"], t["template"]) for f in gold["faults"] for t in f["novel_templates"]]
+    regexes = [(svc, pattern_regex(p)) for svc, p in gold_novel]
+    matched = set()
+    for (svc, _masked), example in predicted.items():
+        hit = next((i for i, (gs, rx) in enumerate(regexes) if gs == svc and rx.match(example)), None)
+        matched.add(("gold", hit) if hit is not None else ("fp", svc, _masked))
+    acc["novel"].append((matched, {("gold", i) for i in range(len(gold_novel))}))
+    acc["delay_steps"].extend(d for r in acc["anomaly"][-len(obs.metrics):] for d in r.delays)
+    acc["scenarios"] += 1
+    del step_ms
+
+
+def run_suite(scenarios, progress: bool = True) -> dict:
+    acc = {"anomaly": [], "grouping": [], "tagging": [], "rca": [], "blast": [], "novel": [],
+           "delay_steps": [], "scenarios": 0}
+    t0 = time.monotonic()
+    for i, sc in enumerate(scenarios, 1):
+        score_scenario(sc.build(), acc)
+        if progress and (i % 10 == 0 or i == len(scenarios)):
+            print(f"[bench gold] {i}/{len(scenarios)} scenarios ({time.monotonic() - t0:.0f}s)", file=sys.stderr)
+    det = S.combine_window_detection(acc["anomaly"])
+    novel = S.novelty_scores(acc["novel"])
+    tags = acc["tagging"]
+    return {
+        "scenarios": acc["scenarios"],
+        "anomaly_recall": round(det.recall, 4),
+        "anomaly_precision": round(det.precision, 4),
+        "anomaly_delay_steps_median": (float(statistics.median(acc["delay_steps"]))
+                                       if acc["delay_steps"] else None),
+        "tagging_accuracy": round(S.tagging_accuracy([p for p, _ in tags], [g for _, g in tags]), 4) if tags else None,
+        "blast_radius_jaccard": round(sum(acc["blast"]) / len(acc["blast"]), 4) if acc["blast"] else None,
+        "grouping_one_per_fault": round(sum(acc["grouping"]) / len(acc["grouping"]), 4),
+        "novel_error_recall": round(novel.recall, 4),
+        "novel_error_precision": round(novel.precision, 4),
+        "rca_ac1": round(S.mean_ac_at_k(acc["rca"], 1), 4) if acc["rca"] else None,
+        "rca_ac3": round(S.mean_ac_at_k(acc["rca"], 3), 4) if acc["rca"] else None,
+        "rca_avg5": round(S.mean_avg_at_k(acc["rca"], 5), 4) if acc["rca"] else None,
+        "faults": len(tags),
+        "elapsed_s": round(time.monotonic() - t0, 1),
+    }
+
+
+def main(args) -> int:
+    from simulator.suite import gold_suite, quick_suite
+
+    scenarios = quick_suite() if args.quick else gold_suite()
+    if args.limit:
+        scenarios = scenarios[: args.limit]
+    res = run_suite(scenarios)
+    res["detector"] = "baseline: 3-sigma (60-step trailing window), blame latest change, mask novelty"
+    keys = ("anomaly_recall", "anomaly_precision", "anomaly_delay_steps_median", "tagging_accuracy",
+            "blast_radius_jaccard", "grouping_one_per_fault", "novel_error_recall", "novel_error_precision",
+            "rca_ac1", "rca_ac3", "rca_avg5")
+    print(f"\ngold suite: {res['scenarios']} scenarios, {res['faults']} faults ({res['elapsed_s']}s)")
+    print(f"{'metric':<30}{'baseline':>12}")
+    for k in keys:
+        v = res[k]
+        print(f"{k:<30}{'-' if v is None else format(v, '.4g'):>12}")
+    if args.json_out:
+        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json_out).write_text(json.dumps(res, indent=2))
+    return 0
