@@ -56,3 +56,23 @@ def test_bench_harness_runs_and_writes_its_keys(tmp_path):
         assert figures[key] > 0, key
     assert figures["signals"] == 20000
     assert "replay" in p.stdout and "kafka" in p.stdout
+
+
+def test_bench_gold_and_nab_run_end_to_end(tmp_path):
+    gold = tmp_path / "gold.json"
+    run_cli(["bench", "gold", "--quick", "--limit", "3", "--json", str(gold)], timeout=600)
+    g = json.loads(gold.read_text())
+    assert g["scenarios"] == 3
+    for key in ("anomaly_recall", "anomaly_precision", "anomaly_delay_steps_median", "tagging_accuracy",
+                "blast_radius_jaccard", "grouping_one_per_fault", "novel_error_recall", "novel_error_precision",
+                "rca_ac1", "rca_ac3", "rca_avg5"):
+        assert key in g, key
+    assert 0 <= g["anomaly_recall"] <= 1 and 0 <= g["rca_ac1"] <= g["rca_ac3"] <= 1
+    nab = tmp_path / "nab.json"
+    run_cli(["bench", "nab", "--json", str(nab), "--work-dir", str(tmp_path / "nab")], timeout=600)
+    n = json.loads(nab.read_text())
+    assert n["null_standard"] == 0.0
+    assert n["three_sigma_standard"] > n["random_standard"]
+    written = list((tmp_path / "nab" / "three_sigma").rglob("three_sigma_*.csv"))
+    assert len(written) == n["series"]
+    assert written[0].read_text().splitlines()[0] == "timestamp,value,anomaly_score,label"

@@ -1,0 +1,127 @@
+"""``opscopilot bench nab``: detectors on the Numenta Anomaly Benchmark, scored NAB's way.
+
+Reads a NAB layout (``data/<category>/<file>.csv`` and ``labels/combined_windows.json``;
+default ``../shared/data/nab``, or any clone of numenta/NAB via ``--data``). Each detector
+gives every row an anomaly score in [0, 1]; the corpus is scored with NAB's three profiles at
+the threshold that maximizes each profile's score (as NAB reports), and at the detector's own
+fixed threshold. The scores are also written in NAB's results layout
+(``<out>/<detector>/<category>/<detector>_<file>.csv``: timestamp,value,anomaly_score,label) so
+NAB's own scorer can check them.
+
+Detectors: ``null`` (never fires; 0 by definition), ``random`` (seeded uniform scores), and
+``three_sigma`` (the baseline: trailing 60-point z-score, score = z / (z + 3), fixed threshold
+0.5 = 3 sigma). Later stages add theirs here.
+
+JSON keys: ``<detector>_<profile>`` (normalized score, optimized threshold) and
+``<detector>_<profile>_fixed``, plus ``series``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Callable, Dict, List, Tuple
+
+import numpy as np
+
+from benchmarks import scoring as S
+from operators.baselines import three_sigma_z, z_to_score
+
+DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "nab"
+PROFILES = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
+
+
+def load_corpus(root: Path) -> Dict[str, Tuple[List[datetime], List[float], list]]:
+    windows = S.load_nab_windows(root / "labels" / "combined_windows.json")
+    corpus = {}
+    for key in sorted(windows):
+        path = root / "data" / key
+        if not path.exists():
+            continue
+        ts, vals = [], []
+        with open(path, newline="") as f:
+            for row in csv.DictReader(f):
+                ts.append(datetime.fromisoformat(row["timestamp"]))
+                vals.append(float(row["value"]))
+        corpus[key] = (ts, vals, windows[key])
+    if not corpus:
+        raise FileNotFoundError(f"no NAB data files under {root / 'data'} matching its labels")
+    return corpus
+
+
+def _three_sigma(values: List[float], _seed: int) -> np.ndarray:
+    return z_to_score(three_sigma_z(np.array(values), window=60, min_points=20))
+
+
+def _random(values: List[float], seed: int) -> np.ndarray:
+    r = random.Random(seed)
+    return np.array([r.random() for _ in values])
+
+
+def _null(values: List[float], _seed: int) -> np.ndarray:
+    return np.zeros(len(values))
+
+
+DETECTORS: Dict[str, Tuple[Callable, float]] = {  # name -> (scores(values, seed), fixed threshold)
+    "null": (_null, 0.5),
+    "random": (_random, 0.95),
+    "three_sigma": (_three_sigma, 0.5),
+}
+
+
+def write_results(out: Path, detector: str, key: str, ts, values, scores, windows) -> None:
+    category, fname = key.split("/", 1)
+    path = out / detector / category / f"{detector}_{fname}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    idx = S.window_indices(ts, windows)
+    label = np.zeros(len(ts), dtype=int)
+    for a, b in idx:
+        label[a:b + 1] = 1
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["timestamp", "value", "anomaly_score", "label"])
+        for t, v, s, lab in zip(ts, values, scores, label):
+            w.writerow([t.strftime("%Y-%m-%d %H:%M:%S"), v, f"{s:.6f}", lab])
+
+
+def main(args) -> int:
+    root = Path(args.data) if args.data else DEFAULT_DATA
+    corpus = load_corpus(root)
+    out_dir = Path(args.work_dir) if args.work_dir else Path("bench-results") / "nab"
+    t0 = time.monotonic()
+    res: dict = {"series": len(corpus), "data": str(root)}
+    table = []
+    for name, (fn, fixed) in DETECTORS.items():
+        scored = {}
+        for i, (key, (ts, vals, wins)) in enumerate(corpus.items()):
+            scores = fn(vals, i)
+            scored[key] = S.NabSeries(ts, scores.tolist(), wins)
+            write_results(out_dir, name, key, ts, vals, scores, wins)
+        row = [name]
+        for prof in PROFILES:
+            profile = S.NAB_PROFILES[prof]
+            best = S.nab_optimize_threshold(scored, profile)
+            best_score = S.nab_corpus_score(scored, profile, threshold=best.threshold).normalized
+            fixed_score = S.nab_corpus_score(scored, profile, threshold=fixed).normalized
+            res[f"{name}_{prof}"] = round(best_score, 2)
+            res[f"{name}_{prof}_threshold"] = round(best.threshold, 4) if best.threshold != float("inf") else None
+            res[f"{name}_{prof}_fixed"] = round(fixed_score, 2)
+            row += [best_score, fixed_score]
+        table.append(row)
+    res["elapsed_s"] = round(time.monotonic() - t0, 1)
+    print(f"\nNAB: {len(corpus)} series from {root} (scores normalized: null 0, perfect 100)")
+    print(f"{'detector':<14}" + "".join(f"{p[:18]:>22}" for p in PROFILES))
+    print(f"{'':<14}" + "".join(f"{'best thr / fixed':>22}" for _ in PROFILES))
+    for row in table:
+        print(f"{row[0]:<14}" + "".join(f"{row[1 + 2 * k]:>12.1f} /{row[2 + 2 * k]:>8.1f}" for k in range(3)))
+    print(f"results in NAB's layout under {out_dir}/<detector>/")
+    if args.json_out:
+        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json_out).write_text(json.dumps(res, indent=2))
+    print(f"({res['elapsed_s']}s)", file=sys.stderr)
+    return 0
