@@ -109,18 +109,13 @@ def rank_by_recent_change(changes: Sequence[Change], anomalous: Sequence[str], a
     return out
 
 
-_MASKS = (
-    (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}\b"), "<*>"),  # IPv4
-    (re.compile(r"\b(?=[0-9a-f]*\d)[0-9a-f]{8,}\b"), "<*>"),  # hex ids
-    (re.compile(r"\b[a-zA-Z]*\d[\w.-]*"), "<*>"),  # anything with a digit
-)
+_DIGIT_TOKEN = re.compile(r"[^\s=:,()\[\]]*\d[^\s=:,()\[\]]*")
 
 
 def mask_line(body: str) -> str:
-    """A log line's template by masking: IPs, hex ids and tokens with digits become ``<*>``."""
-    for rx, rep in _MASKS:
-        body = rx.sub(rep, body)
-    return body
+    """A log line's template by masking: every token holding a digit (numbers, ids, IPs,
+    durations) becomes ``<*>``; tokens end at spaces and ``= : , ( ) [ ]``."""
+    return _DIGIT_TOKEN.sub("<*>", body)
 
 
 def group_by_mask(lines: Iterable[str]) -> List[str]:

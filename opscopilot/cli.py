@@ -374,8 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="benchmarks: opscopilot bench ingest [--json FILE] [--quick]",
                        description="Run a benchmark suite and print ours beside the baseline, with ratios.")
-    b.add_argument("suite", choices=["ingest", "gold", "nab"],
-                   help="ingest: throughput; gold: stages scored on the simulated suite; nab: NAB corpus")
+    b.add_argument("suite", choices=["ingest", "gold", "nab", "loghub", "petshop"],
+                   help="ingest: throughput; gold: stages on the simulated suite; nab, loghub, petshop: real data")
     b.add_argument("--n", type=int, help="signals to generate (default 1,000,000; --quick 100,000)")
     b.add_argument("--data", type=Path, help="replay this JSONL file instead of generated signals")
     b.add_argument("--json", dest="json_out", type=Path, help="write the figures as one flat JSON object")

@@ -76,3 +76,16 @@ def test_bench_gold_and_nab_run_end_to_end(tmp_path):
     written = list((tmp_path / "nab" / "three_sigma").rglob("three_sigma_*.csv"))
     assert len(written) == n["series"]
     assert written[0].read_text().splitlines()[0] == "timestamp,value,anomaly_score,label"
+
+
+def test_bench_loghub_and_petshop_run_end_to_end(tmp_path):
+    lh = tmp_path / "loghub.json"
+    run_cli(["bench", "loghub", "--json", str(lh)], timeout=300)
+    res = json.loads(lh.read_text())
+    assert res["systems"] == 8 and 0 < res["mask_mean"] <= 1
+    ps = tmp_path / "petshop.json"
+    p = run_cli(["bench", "petshop", "--json", str(ps)], timeout=300)
+    res = json.loads(ps.read_text())
+    assert res["issues"] == 34
+    assert res["robust_z_ac1"] <= res["robust_z_ac3"] <= res["robust_z_ac5"]
+    assert "AC@1" in p.stdout
