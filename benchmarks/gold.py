@@ -90,20 +90,25 @@ def group_pages(pages: List[Tuple[int, str, str]]) -> List[Incident]:
     return out
 
 
-def score_scenario(run, acc: dict) -> None:
+def score_scenario(run, acc: dict, plot_path: Optional[Path] = None) -> None:
     gold = run.gold
     obs = observe(run)
-    step_ms = gold["step_ms"]
     # -- anomaly detection: 3-sigma per series, scored per series against the gold windows
     gold_windows = {(w["service"], w["metric"]): w["windows"] for w in gold["anomaly_windows"]}
     detections_at: Dict[str, List[int]] = defaultdict(list)  # service -> detection times
+    detections: Dict[Tuple[str, str], List[int]] = {}
     for key, points in obs.metrics.items():
         ts = np.array([p[0] for p in points], dtype=np.int64)
         z = three_sigma_z(np.array([p[1] for p in points]))
         det = (z > 3.0).tolist()
         windows = S.window_indices(ts.tolist(), [tuple(w) for w in gold_windows.get(key, [])])
         acc["anomaly"].append(S.window_detection(det, windows, merge_gap=3))
-        detections_at[key[0]].extend(int(t) for t, d in zip(ts.tolist(), det) if d)
+        detections[key] = [int(t) for t, d in zip(ts.tolist(), det) if d]
+        detections_at[key[0]].extend(detections[key])
+    if plot_path is not None:
+        from benchmarks.plots import plot_scenario
+
+        plot_scenario(gold, obs.metrics, plot_path, detections, "3-sigma")
     # -- incidents from pages; each gold fault is matched to the incident overlapping it
     incidents = group_pages(obs.pages)
     page_incident = {pid: i for i, inc in enumerate(incidents) for pid in inc.pages}
@@ -138,15 +143,15 @@ def score_scenario(run, acc: dict) -> None:
     acc["novel"].append((matched, {("gold", i) for i in range(len(gold_novel))}))
     acc["delay_steps"].extend(d for r in acc["anomaly"][-len(obs.metrics):] for d in r.delays)
     acc["scenarios"] += 1
-    del step_ms
 
 
-def run_suite(scenarios, progress: bool = True) -> dict:
+def run_suite(scenarios, progress: bool = True, plots: Optional[Path] = None, plot_limit: int = 20) -> dict:
     acc = {"anomaly": [], "grouping": [], "tagging": [], "rca": [], "blast": [], "novel": [],
            "delay_steps": [], "scenarios": 0}
     t0 = time.monotonic()
     for i, sc in enumerate(scenarios, 1):
-        score_scenario(sc.build(), acc)
+        plot = Path(plots) / f"{sc.name}.png" if plots and i <= plot_limit else None
+        score_scenario(sc.build(), acc, plot)
         if progress and (i % 10 == 0 or i == len(scenarios)):
             print(f"[bench gold] {i}/{len(scenarios)} scenarios ({time.monotonic() - t0:.0f}s)", file=sys.stderr)
     det = S.combine_window_detection(acc["anomaly"])
@@ -177,7 +182,7 @@ def main(args) -> int:
     scenarios = quick_suite() if args.quick else gold_suite()
     if args.limit:
         scenarios = scenarios[: args.limit]
-    res = run_suite(scenarios)
+    res = run_suite(scenarios, plots=args.plots)
     res["detector"] = "baseline: 3-sigma (60-step trailing window), blame latest change, mask novelty"
     keys = ("anomaly_recall", "anomaly_precision", "anomaly_delay_steps_median", "tagging_accuracy",
             "blast_radius_jaccard", "grouping_one_per_fault", "novel_error_recall", "novel_error_precision",
@@ -187,6 +192,8 @@ def main(args) -> int:
     for k in keys:
         v = res[k]
         print(f"{k:<30}{'-' if v is None else format(v, '.4g'):>12}")
+    if args.plots:
+        print(f"plots of the first scenarios in {args.plots}/")
     if args.json_out:
         Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json_out).write_text(json.dumps(res, indent=2))

@@ -374,7 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="benchmarks: opscopilot bench ingest [--json FILE] [--quick]",
                        description="Run a benchmark suite and print ours beside the baseline, with ratios.")
-    b.add_argument("suite", choices=["ingest", "gold", "nab", "loghub", "petshop"],
+    b.add_argument("suite", choices=["ingest", "gold", "nab", "loghub", "petshop", "simulate"],
                    help="ingest: throughput; gold: stages on the simulated suite; nab, loghub, petshop: real data")
     b.add_argument("--n", type=int, help="signals to generate (default 1,000,000; --quick 100,000)")
     b.add_argument("--data", type=Path, help="replay this JSONL file instead of generated signals")
@@ -383,6 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--work-dir", type=Path, help="scratch directory (default: a temp dir)")
     b.add_argument("--skip-kafka", action="store_true", help="only the replay source")
     b.add_argument("--limit", type=int, help="gold: only the first N scenarios")
+    b.add_argument("--plots", type=Path, help="gold: write a PNG per scenario (first 20) to this directory")
     b.add_argument("--repeat", type=int, help="runs per figure, the median is reported (default 3; --quick 1)")
     b.set_defaults(func=cmd_bench)
     return p
