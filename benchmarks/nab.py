@@ -29,6 +29,7 @@ from typing import Callable, Dict, List, Tuple
 
 import numpy as np
 
+from benchmarks import nab_scoring as N
 from benchmarks import scoring as S
 from operators.baselines import three_sigma_z, z_to_score
 
@@ -37,7 +38,7 @@ PROFILES = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
 
 
 def load_corpus(root: Path) -> Dict[str, Tuple[List[datetime], List[float], list]]:
-    windows = S.load_nab_windows(root / "labels" / "combined_windows.json")
+    windows = N.load_nab_windows(root / "labels" / "combined_windows.json")
     corpus = {}
     for key in sorted(windows):
         path = root / "data" / key
@@ -100,14 +101,14 @@ def main(args) -> int:
         scored = {}
         for i, (key, (ts, vals, wins)) in enumerate(corpus.items()):
             scores = fn(vals, i)
-            scored[key] = S.NabSeries(ts, scores.tolist(), wins)
+            scored[key] = N.NabSeries(ts, scores.tolist(), wins)
             write_results(out_dir, name, key, ts, vals, scores, wins)
         row = [name]
         for prof in PROFILES:
-            profile = S.NAB_PROFILES[prof]
-            best = S.nab_optimize_threshold(scored, profile)
-            best_score = S.nab_corpus_score(scored, profile, threshold=best.threshold).normalized
-            fixed_score = S.nab_corpus_score(scored, profile, threshold=fixed).normalized
+            profile = N.NAB_PROFILES[prof]
+            best = N.nab_optimize_threshold(scored, profile)
+            best_score = N.nab_corpus_score(scored, profile, threshold=best.threshold).normalized
+            fixed_score = N.nab_corpus_score(scored, profile, threshold=fixed).normalized
             res[f"{name}_{prof}"] = round(best_score, 2)
             res[f"{name}_{prof}_threshold"] = round(best.threshold, 4) if best.threshold != float("inf") else None
             res[f"{name}_{prof}_fixed"] = round(fixed_score, 2)

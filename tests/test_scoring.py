@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks import nab_scoring as nab
 from benchmarks import scoring as sc
 
 MAX_TP = math.tanh(2.5)  # S(-1) = 0.9866142981514305
-STANDARD = sc.NAB_PROFILES["standard"]
+STANDARD = nab.NAB_PROFILES["standard"]
 
 
 def approx(x: float) -> object:
@@ -29,11 +30,11 @@ def approx(x: float) -> object:
 def test_scaled_sigmoid_values() -> None:
     # S(-1) = tanh(2.5); S(-0.5) = tanh(1.25) = 0.84828 (NAB's docstring); S(0) = 0;
     # S(1) = -tanh(2.5); capped at -1 from y = 3 on.
-    assert sc.scaled_sigmoid(-1.0) == approx(0.9866142981514305)
-    assert sc.scaled_sigmoid(-0.5) == approx(0.8482836399575131)
-    assert sc.scaled_sigmoid(0.0) == 0.0
-    assert sc.scaled_sigmoid(1.0) == approx(-0.9866142981514305)
-    assert sc.scaled_sigmoid(3.0) == -1.0 and sc.scaled_sigmoid(50.0) == -1.0
+    assert nab.scaled_sigmoid(-1.0) == approx(0.9866142981514305)
+    assert nab.scaled_sigmoid(-0.5) == approx(0.8482836399575131)
+    assert nab.scaled_sigmoid(0.0) == 0.0
+    assert nab.scaled_sigmoid(1.0) == approx(-0.9866142981514305)
+    assert nab.scaled_sigmoid(3.0) == -1.0 and nab.scaled_sigmoid(50.0) == -1.0
 
 
 @pytest.mark.parametrize("rows,percent,expected", [
@@ -44,13 +45,13 @@ def test_scaled_sigmoid_values() -> None:
     (4032, 0.15, 604), (22695, 0.15, 750),
 ])
 def test_probation_length(rows: int, percent: float, expected: int) -> None:
-    assert sc.nab_probation_length(rows, percent) == expected
+    assert nab.nab_probation_length(rows, percent) == expected
 
 
 # --------------------------------------------------------------------------- NAB: ported unit cases
 
 # NAB tests/unit/scorer_test.py uses this cost matrix and 5-minute timestamps.
-NAB_TEST_PROFILE = sc.CostProfile.from_cost_matrix(
+NAB_TEST_PROFILE = nab.CostProfile.from_cost_matrix(
     {"tpWeight": 1.1, "tnWeight": 1.0, "fpWeight": 0.11, "fnWeight": 1.2})
 
 
@@ -63,7 +64,7 @@ def _nab(preds: list[int], windows: list[tuple[int, int]], probation_rows: int =
     ts = _stamps(len(preds))
     percent = probation_rows / len(preds)
     wins = [(ts[a], ts[b]) for a, b in windows]
-    return sc.nab_score_series(ts, preds, wins, NAB_TEST_PROFILE,
+    return nab.nab_score_series(ts, preds, wins, NAB_TEST_PROFILE,
                                probation_percent=percent).score
 
 
@@ -105,41 +106,41 @@ def test_nab_port_only_first_detection_in_window_counts() -> None:
 
 # --------------------------------------------------------------------------- NAB: own cases
 
-def _series(n: int, fire: list[int], windows: list[tuple[int, int]]) -> sc.NabSeries:
+def _series(n: int, fire: list[int], windows: list[tuple[int, int]]) -> nab.NabSeries:
     vals = [0] * n
     for i in fire:
         vals[i] = 1
-    return sc.NabSeries(list(range(n)), vals, windows)
+    return nab.NabSeries(list(range(n)), vals, windows)
 
 
 # 3 series of 100 rows (probation: 15 rows), 3 windows in all, one series without windows.
 WINDOWS = {"a": [(30, 39), (70, 79)], "b": [(50, 59)], "c": []}
 
 
-@pytest.mark.parametrize("name", sorted(sc.NAB_PROFILES))
+@pytest.mark.parametrize("name", sorted(nab.NAB_PROFILES))
 def test_nab_perfect_is_100_and_null_is_0(name: str) -> None:
-    profile = sc.NAB_PROFILES[name]
+    profile = nab.NAB_PROFILES[name]
     perfect = {k: _series(100, [w[0] for w in ws], ws) for k, ws in WINDOWS.items()}
     null = {k: _series(100, [], ws) for k, ws in WINDOWS.items()}
-    r = sc.nab_corpus_score(perfect, profile)
+    r = nab.nab_corpus_score(perfect, profile)
     # Each window hit on its first row earns exactly tpWeight = 1; null = -fnWeight * 3.
     assert r.raw == approx(3.0) and r.perfect == approx(3.0)
     assert r.null == approx(-3 * profile.fn_weight)
     assert r.normalized == approx(100.0)
-    assert sc.nab_corpus_score(null, profile).normalized == approx(0.0)
+    assert nab.nab_corpus_score(null, profile).normalized == approx(0.0)
 
 
 def test_nab_fn_profile_doubles_null() -> None:
     null = {k: _series(100, [], ws) for k, ws in WINDOWS.items()}
-    assert sc.nab_corpus_score(null, sc.NAB_PROFILES["reward_low_FN_rate"]).raw == -6.0
-    assert sc.nab_corpus_score(null, STANDARD).raw == -3.0
+    assert nab.nab_corpus_score(null, nab.NAB_PROFILES["reward_low_FN_rate"]).raw == -6.0
+    assert nab.nab_corpus_score(null, STANDARD).raw == -3.0
 
 
 def test_nab_late_detection_scores_less() -> None:
     # Window [30, 39] (10 rows). At its start: 1.0. At its end: y = -(39 - 39 + 1)/10 = -0.1,
     # S(-0.1) / S(-1) = tanh(0.25) / tanh(2.5) = 0.244919 / 0.986614 = 0.248242.
-    start = sc.nab_score_series(range(100), _series(100, [30], [(30, 39)]).values, [(30, 39)])
-    end = sc.nab_score_series(range(100), _series(100, [39], [(30, 39)]).values, [(30, 39)])
+    start = nab.nab_score_series(range(100), _series(100, [30], [(30, 39)]).values, [(30, 39)])
+    end = nab.nab_score_series(range(100), _series(100, [39], [(30, 39)]).values, [(30, 39)])
     assert start.score == approx(1.0)
     assert end.score == approx(math.tanh(0.25) / MAX_TP)
     assert round(end.score, 6) == 0.248242
@@ -150,9 +151,9 @@ def test_nab_fp_right_after_window_costs_less_than_far_fp() -> None:
     # Window [30, 39] hit on its start (+1). FP on row 40: y = (40 - 39) / (10 - 1) = 1/9,
     # weight 0.11 * S(1/9) = -0.11 * tanh(2.5/9) = -0.0297932. FP on row 90: y = 51/9 >= 3,
     # weight -0.11. FP on row 20 (before any window): -0.11.
-    near = sc.nab_score_series(range(100), _series(100, [30, 40], []).values, [(30, 39)])
-    far = sc.nab_score_series(range(100), _series(100, [30, 90], []).values, [(30, 39)])
-    before = sc.nab_score_series(range(100), _series(100, [30, 20], []).values, [(30, 39)])
+    near = nab.nab_score_series(range(100), _series(100, [30, 40], []).values, [(30, 39)])
+    far = nab.nab_score_series(range(100), _series(100, [30, 90], []).values, [(30, 39)])
+    before = nab.nab_score_series(range(100), _series(100, [30, 20], []).values, [(30, 39)])
     assert near.score == approx(1.0 - 0.11 * math.tanh(2.5 / 9))
     assert round(near.score, 6) == 0.970207
     assert far.score == approx(0.89) and before.score == approx(0.89)
@@ -163,20 +164,20 @@ def test_nab_fp_right_after_window_costs_less_than_far_fp() -> None:
 def test_nab_probation_edge_cases() -> None:
     # 100 rows -> probation 15 rows. Window [5, 8] lies wholly inside: not scorable, so a
     # detector that never fires scores 0 (not -1) and a detection there is ignored too.
-    inside = sc.nab_score_series(range(100), [0] * 100, [(5, 8)])
+    inside = nab.nab_score_series(range(100), [0] * 100, [(5, 8)])
     assert (inside.score, inside.null, inside.perfect) == (0.0, 0.0, 0.0)
-    assert sc.nab_score_series(range(100), _series(100, [5, 10], []).values,
+    assert nab.nab_score_series(range(100), _series(100, [5, 10], []).values,
                                [(5, 8)]).score == 0.0
     # FPs after the probation and after window [5, 8] (width 4; the probationary window
     # still counts as "preceding"): row 16, y = (16 - 8) / 3 = 8/3 -> 0.11 * S(8/3) =
     # -0.11 * tanh(20/3); row 20, y = 4 >= 3 -> -0.11.
-    assert sc.nab_score_series(range(100), _series(100, [16], []).values,
+    assert nab.nab_score_series(range(100), _series(100, [16], []).values,
                                [(5, 8)]).score == approx(-0.11 * math.tanh(20 / 3))
-    assert sc.nab_score_series(range(100), _series(100, [20], []).values,
+    assert nab.nab_score_series(range(100), _series(100, [20], []).values,
                                [(5, 8)]).score == approx(-0.11)
     # Window [10, 20] straddles the probation end: rows 15..20 count. "Perfect" fires on row
     # 15: y = -(20 - 15 + 1) / 11 = -6/11 -> tanh(15/11) / tanh(2.5) = 0.889135.
-    straddle = sc.nab_score_series(range(100), [0] * 100, [(10, 20)])
+    straddle = nab.nab_score_series(range(100), [0] * 100, [(10, 20)])
     assert straddle.null == -1.0
     assert straddle.perfect == approx(math.tanh(2.5 * 6 / 11) / MAX_TP)
     assert round(straddle.perfect, 6) == 0.889135
@@ -186,18 +187,18 @@ def test_nab_threshold_values() -> None:
     # Scores with threshold: detections are rows with score >= threshold (NAB's rule).
     vals = [0.1] * 100
     vals[30] = 0.7
-    s = sc.nab_score_series(range(100), vals, [(30, 39)], threshold=0.7)
+    s = nab.nab_score_series(range(100), vals, [(30, 39)], threshold=0.7)
     assert s.score == approx(1.0)
-    s = sc.nab_score_series(range(100), vals, [(30, 39)], threshold=0.71)
+    s = nab.nab_score_series(range(100), vals, [(30, 39)], threshold=0.71)
     assert s.score == approx(-1.0)
 
 
 def test_nab_random_detector_far_below_perfect() -> None:
     rng = random.Random(20240601)
     windows = {"s1": [(300, 399)], "s2": [(200, 299), (700, 799)], "s3": [(500, 599)]}
-    corpus = {k: sc.NabSeries(list(range(1000)), [int(rng.random() < 0.05) for _ in range(1000)],
+    corpus = {k: nab.NabSeries(list(range(1000)), [int(rng.random() < 0.05) for _ in range(1000)],
                               ws) for k, ws in windows.items()}
-    r = sc.nab_corpus_score(corpus, STANDARD)
+    r = nab.nab_corpus_score(corpus, STANDARD)
     # 4 windows: null = -4, perfect = +4. About 5% of the ~2,250 scorable rows outside windows
     # fire (102 FPs with this seed), each costing up to 0.11 (less right after a window):
     # roughly -10 of FP score against at most +4 from the windows, so the normalized score is
@@ -208,7 +209,7 @@ def test_nab_random_detector_far_below_perfect() -> None:
     # The FP part doubles under reward_low_FP_rate (fp 0.22), the window part stays:
     # raw_std = W + F, raw_lowfp = W + 2F, so F = raw_lowfp - raw_std and W = 2 raw_std -
     # raw_lowfp. Every window is caught (W > 0), but the FPs drag the total down.
-    low_fp = sc.nab_corpus_score(corpus, sc.NAB_PROFILES["reward_low_FP_rate"])
+    low_fp = nab.nab_corpus_score(corpus, nab.NAB_PROFILES["reward_low_FP_rate"])
     fp_part, win_part = low_fp.raw - r.raw, 2 * r.raw - low_fp.raw
     assert sum(s.windows_detected for s in r.series.values()) == 4
     assert 0.0 < win_part <= 4.0
@@ -216,7 +217,7 @@ def test_nab_random_detector_far_below_perfect() -> None:
     assert low_fp.normalized < r.normalized
     # Under reward_low_FN_rate the null is -8, so the same detections rank higher, but still
     # far below perfect.
-    assert sc.nab_corpus_score(corpus, sc.NAB_PROFILES["reward_low_FN_rate"]).normalized < 25
+    assert nab.nab_corpus_score(corpus, nab.NAB_PROFILES["reward_low_FN_rate"]).normalized < 25
 
 
 def test_nab_window_bounds_by_timestamp() -> None:
@@ -232,14 +233,14 @@ def test_nab_window_bounds_by_timestamp() -> None:
 
 def test_nab_normalize() -> None:
     # 100 * (8 - 4) / (44 - 4) = 10.
-    assert sc.nab_normalize(8.0, 4.0, 44.0) == approx(10.0)
+    assert nab.nab_normalize(8.0, 4.0, 44.0) == approx(10.0)
     with pytest.raises(ValueError):
-        sc.nab_normalize(0.0, 0.0, 0.0)
+        nab.nab_normalize(0.0, 0.0, 0.0)
 
 
 # --------------------------------------------------------------------------- NAB: threshold sweep
 
-def _clean_signal_corpus() -> dict[str, sc.NabSeries]:
+def _clean_signal_corpus() -> dict[str, nab.NabSeries]:
     rng = random.Random(7)
     corpus = {}
     for name, ws in WINDOWS.items():
@@ -247,19 +248,19 @@ def _clean_signal_corpus() -> dict[str, sc.NabSeries]:
         for lo, _hi in ws:
             vals[lo] = 0.9          # clean: fires only at window starts
             vals[lo + 1] = 0.6
-        corpus[name] = sc.NabSeries(list(range(100)), vals, ws)
+        corpus[name] = nab.NabSeries(list(range(100)), vals, ws)
     return corpus
 
 
 def test_threshold_sweep_finds_separating_threshold() -> None:
     corpus = _clean_signal_corpus()
-    best = sc.nab_optimize_threshold(corpus, STANDARD)
+    best = nab.nab_optimize_threshold(corpus, STANDARD)
     # Any threshold in (0.3, 0.9] hits each window on its first row and nothing else:
     # score 3 (= perfect); ties go to the highest such threshold, 0.9.
     assert best.threshold == 0.9
     assert best.score == approx(3.0)
     assert (best.tp, best.fp) == (3, 0)
-    table = sc.nab_scores_by_threshold(corpus, STANDARD)
+    table = nab.nab_scores_by_threshold(corpus, STANDARD)
     assert table[0].threshold == 1.1 and table[0].score == approx(-3.0)
     assert [t.threshold for t in table] == sorted({t.threshold for t in table}, reverse=True)
     at_06 = next(t for t in table if t.threshold == 0.6)
@@ -268,9 +269,9 @@ def test_threshold_sweep_finds_separating_threshold() -> None:
 
 def test_threshold_sweep_agrees_with_direct_scoring() -> None:
     corpus = _clean_signal_corpus()
-    for profile in sc.NAB_PROFILES.values():
-        for row in sc.nab_scores_by_threshold(corpus, profile)[1::7]:
-            direct = sc.nab_corpus_score(corpus, profile, threshold=row.threshold)
+    for profile in nab.NAB_PROFILES.values():
+        for row in nab.nab_scores_by_threshold(corpus, profile)[1::7]:
+            direct = nab.nab_corpus_score(corpus, profile, threshold=row.threshold)
             assert direct.raw == pytest.approx(row.score, abs=1e-9)
 
 
@@ -280,8 +281,8 @@ def test_threshold_sweep_counts_rows_like_nab() -> None:
     # 4 fire (2 FP: row 0 before any window -0.11; row 4: y = 1/1 -> 0.11 * S(1));
     # at 0.3 row 3 (end of window, y = -1/2) joins; at 0.2 row 2 (start, +1) replaces it;
     # at 0.0 row 1 (before any window, -0.11) fires too.
-    corpus = {"s": sc.NabSeries(range(5), [0.5, 0.0, 0.2, 0.3, 0.5], [(2, 3)])}
-    table = sc.nab_scores_by_threshold(corpus, STANDARD, probation_percent=0.0)
+    corpus = {"s": nab.NabSeries(range(5), [0.5, 0.0, 0.2, 0.3, 0.5], [(2, 3)])}
+    table = nab.nab_scores_by_threshold(corpus, STANDARD, probation_percent=0.0)
     fp = -0.11 - 0.11 * math.tanh(2.5)
     assert [(t.threshold, t.tp, t.tn, t.fp, t.fn) for t in table] == [
         (1.1, 0, 3, 0, 2), (0.5, 0, 1, 2, 2), (0.3, 1, 1, 2, 1), (0.2, 2, 1, 2, 0),
@@ -298,14 +299,14 @@ def test_load_nab_windows_and_profiles(tmp_path: Path) -> None:
     path.write_text(json.dumps({
         "realX/a.csv": [["2014-02-19 10:50:00.000000", "2014-02-20 03:30:00.000000"]],
         "artificialNoAnomaly/b.csv": []}))
-    wins = sc.load_nab_windows(path)
+    wins = nab.load_nab_windows(path)
     assert wins == {"realX/a.csv": [(dt.datetime(2014, 2, 19, 10, 50),
                                      dt.datetime(2014, 2, 20, 3, 30))],
                     "artificialNoAnomaly/b.csv": []}
     prof = tmp_path / "profiles.json"
     prof.write_text(json.dumps({"standard": {"CostMatrix": {
         "tpWeight": 1.0, "fnWeight": 1.0, "fpWeight": 0.11, "tnWeight": 1.0}}}))
-    assert sc.load_nab_profiles(prof) == {"standard": STANDARD}
+    assert nab.load_nab_profiles(prof) == {"standard": STANDARD}
 
 
 NAB_DIR = Path("/work/shared/data/nab")
@@ -316,8 +317,8 @@ NAB_DIR = Path("/work/shared/data/nab")
 def test_real_nab_labels_perfect_and_null() -> None:
     import csv
 
-    windows = sc.load_nab_windows(NAB_DIR / "labels" / "combined_windows.json")
-    assert sc.load_nab_profiles(NAB_DIR / "labels" / "profiles.json") == sc.NAB_PROFILES
+    windows = nab.load_nab_windows(NAB_DIR / "labels" / "combined_windows.json")
+    assert nab.load_nab_profiles(NAB_DIR / "labels" / "profiles.json") == nab.NAB_PROFILES
     perfect, null, n_windows = {}, {}, 0
     for name, ws in windows.items():
         path = NAB_DIR / "data" / name
@@ -331,15 +332,15 @@ def test_real_nab_labels_perfect_and_null() -> None:
         fire = [0] * len(ts)
         for lo, _ in ranges:
             fire[lo] = 1
-        perfect[name] = sc.NabSeries(ts, fire, ws)
-        null[name] = sc.NabSeries(ts, [0] * len(ts), ws)
+        perfect[name] = nab.NabSeries(ts, fire, ws)
+        null[name] = nab.NabSeries(ts, [0] * len(ts), ws)
     assert n_windows > 0
-    for profile in sc.NAB_PROFILES.values():
-        r = sc.nab_corpus_score(perfect, profile)
+    for profile in nab.NAB_PROFILES.values():
+        r = nab.nab_corpus_score(perfect, profile)
         # NAB's own normalization: perfect = tpWeight * number of windows.
         assert r.perfect == approx(profile.tp_weight * n_windows)
         assert r.normalized == approx(100.0)
-        assert sc.nab_corpus_score(null, profile).normalized == approx(0.0)
+        assert nab.nab_corpus_score(null, profile).normalized == approx(0.0)
 
 
 # --------------------------------------------------------------------------- window detection
