@@ -125,10 +125,9 @@ def score_scenario(run, acc: dict, plot_path: Optional[Path] = None) -> None:
             continue
         culprit = blame_latest_change(obs.changes, inc.start)
         acc["tagging"].append((culprit.id if culprit else None, f["culprit_change_id"]))
-        first_anomaly = sorted(
-            (min((t for t in ts if inc.start - 600_000 <= t <= inc.end + 600_000), default=None), svc)
-            for svc, ts in detections_at.items())
-        anomalous = [svc for t, svc in first_anomaly if t is not None]
+        first_anomaly = [(min((t for t in ts if inc.start - 600_000 <= t <= inc.end + 600_000), default=None), svc)
+                         for svc, ts in detections_at.items()]
+        anomalous = [svc for t, svc in sorted(x for x in first_anomaly if x[0] is not None)]
         acc["rca"].append((rank_by_recent_change(obs.changes, anomalous, inc.start), f["root_cause_service"]))
         acc["blast"].append(S.jaccard(anomalous, f["blast_radius"]))
     # -- novel errors: masked templates first seen after the first 30% of the scenario

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import asdict, replace
 
 import orjson
 import pytest
@@ -124,3 +125,24 @@ def test_simulate_cli_writes_stream_and_gold(tmp_path):
     p = run_cli(["simulate", "--random", "--seed", "5", "--out", str(tmp_path), "--format", "parquet",
                  "--hours", "0.2", "--services", "10"])
     assert (tmp_path / "random-5.parquet").exists() and "records" in p.stderr
+
+
+def test_simulate_to_kafka_then_ingest(tmp_path, kafka, store):
+    run_cli(["simulate", "--scenario", "misconfiguration", "--hours", "0.3", "--services", "10",
+             "--kafka-url", kafka.url, "--topic", "sim-misconfig", "--out", str(tmp_path)])
+    gold = json.loads((tmp_path / "misconfiguration.gold.json").read_text())
+    assert gold["faults"][0]["type"] == "misconfiguration"
+    sc = replace(NAMED["misconfiguration"], hours=0.3, services=10)
+    expected = sum(len(step) for step in sc.build().steps())
+    counters = Counters()
+    settings = Settings.from_env({}, progress_seconds=0, max_future_seconds=10**9)
+    run_main(build_flow(settings, IngestInput(brokers=kafka.brokers, topics=["sim-misconfig"], tail=False),
+                        counters, lambda: store))
+    assert store.counts()["signals"] == expected and counters.totals()["dead_letters"] == 0
+
+
+def test_gold_suite_manifest_matches_the_generator():
+    from pathlib import Path
+
+    manifest = json.loads((Path(__file__).parent.parent / "benchmarks" / "gold" / "manifest.json").read_text())
+    assert manifest == [asdict(sc) for sc in gold_suite()]
