@@ -192,7 +192,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Embedded ClickHouse + Postgres, the bundled sample through the ingest flow, a summary."""
+    """Embedded ClickHouse + Postgres; a simulated incident (or a file) through the ingest flow."""
     from flows.ingest import IngestInput
     from sinks.postgres import open_postgres
 
@@ -203,24 +203,53 @@ def cmd_demo(args: argparse.Namespace) -> int:
     try:
         print(f"[demo] Postgres ready ({'embedded' if embedded else 'server'}), migrations applied",
               file=sys.stderr)
-        summary, store = execute(settings, IngestInput(replay_paths=[str(args.sample)]), args, "demo")
+        gold = None
+        if args.sample:
+            inp = IngestInput(replay_paths=[str(args.sample)])
+        else:
+            from simulator.suite import get
+
+            run = get(args.scenario).build()
+            gold = run.gold
+            inp = IngestInput(simulation=run)
+            print(f"[demo] streaming the simulated scenario {args.scenario!r}", file=sys.stderr)
+        summary, store = execute(settings, inp, args, "demo")
         tenants = [r[0] for r in store.query("SELECT DISTINCT tenant FROM {db}.signals ORDER BY tenant")]
         for t in tenants:
             pg_store.ensure_tenant(t, t)
-        rollup = store.query(
-            "SELECT service, countMerge(count_state) AS n, round(avgMerge(avg_state), 4) "
-            "FROM {db}.metrics_1m WHERE name = 'http_request_duration_seconds' "
-            "GROUP BY service ORDER BY service")
         print(f"tenants registered in Postgres: {', '.join(tenants)}")
-        print("minute rollups, http_request_duration_seconds by service (samples, avg):")
-        for svc, n, avg in rollup:
-            print(f"  {svc:<10} {n:>8,} {avg}")
+        if gold is not None:
+            _demo_story(store, gold)
         if summary["interrupted"]:
             return 130
     finally:
         if embedded is not None:
             embedded.stop()
     return 0
+
+
+def _demo_story(store, gold: dict) -> None:
+    """What the scenario holds, read back from the store's minute rollups."""
+    for f in gold["faults"]:
+        print(f"\nscenario {gold['scenario']}: {f['type']} on {f['service']} "
+              f"(blast radius {len(f['blast_radius'])} services, culprit change {f['culprit_change_id']})")
+        rows = store.query(
+            "SELECT service, toUnixTimestamp(minute) * 1000 AS m, round(avgMerge(avg_state), 4) FROM {db}.metrics_1m "
+            "WHERE name = 'error_rate' AND service IN {svcs:Array(String)} "
+            "GROUP BY service, minute ORDER BY service, minute", {"svcs": f["blast_radius"][:4]})
+        print("  error_rate, minute rollup averages: before the fault -> during it")
+        by_svc: dict = {}
+        for svc, m, avg in rows:
+            phase = "during" if f["start_ms"] <= m < f["end_ms"] else ("before" if m < f["start_ms"] else "")
+            if phase:
+                by_svc.setdefault(svc, {}).setdefault(phase, []).append(avg)
+        for svc, ph in by_svc.items():
+            before = sum(ph.get("before", [0])) / max(1, len(ph.get("before", [])))
+            during = sum(ph.get("during", [0])) / max(1, len(ph.get("during", [])))
+            print(f"  {svc:<22} {before:>8.4f} -> {during:.4f}")
+    pages = store.query("SELECT count() FROM {db}.signals WHERE kind = 'alert' AND body LIKE '[trigger]%'")[0][0]
+    changes = store.query("SELECT count() FROM {db}.signals WHERE kind = 'change'")[0][0]
+    print(f"  {pages} pages and {changes} change events stored alongside")
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -335,10 +364,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_flags(rp)
     rp.set_defaults(func=cmd_replay)
 
-    d = sub.add_parser("demo", help="run the main job on the embedded defaults over the bundled sample",
-                       description="Start embedded Postgres and ClickHouse (chdb) under the data dir, ingest "
-                                   "the bundled sample and print a summary.")
-    d.add_argument("--sample", type=Path, default=SAMPLE, help="JSONL file to ingest (default: bundled sample)")
+    d = sub.add_parser("demo", help="run the main job on the embedded defaults over a simulated incident",
+                       description="Start embedded Postgres and ClickHouse (chdb) under the data dir, stream a "
+                                   "simulated incident scenario (or --sample FILE) through the ingest job and "
+                                   "print a summary.")
+    d.add_argument("--scenario", default="db-outage",
+                   help="simulated scenario to stream (default db-outage; see `opscopilot simulate --list`)")
+    d.add_argument("--sample", type=Path, nargs="?", const=SAMPLE,
+                   help="ingest a JSONL file instead (no value: the bundled sample with bad records)")
     _add_backend_flags(d)
     _add_run_flags(d)
     d.set_defaults(func=cmd_demo)

@@ -50,6 +50,7 @@ class FaultSpec:
     minutes: Optional[float] = None
     severity: Optional[float] = None  # 0.3 (mild) .. 1.0 (severe)
     mode: Optional[str] = None  # bad_deploy: "latency" or "errors"
+    tier: Optional[str] = None  # restrict the chosen service to this tier (e.g. "db")
 
 
 @dataclass
@@ -124,7 +125,8 @@ class Run:
                 raise ValueError(f"no service {spec.service!r} in this fleet")
             svc = spec.service
         else:
-            pool = [s.name for s in self.fleet.services if s.tier in _FAULT_TIERS[spec.type]]
+            tiers = (spec.tier,) if spec.tier else _FAULT_TIERS[spec.type]
+            pool = [s.name for s in self.fleet.services if s.tier in tiers]
             if spec.type in ("slow_downstream", "dependency_outage"):
                 pool = [s for s in pool if self.fleet.callers(s)] or pool
             svc = r.choice(pool)

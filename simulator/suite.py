@@ -21,7 +21,7 @@ def _named() -> Dict[str, Scenario]:
         Scenario("bad-deploy-errors", 102, faults=[FaultSpec("bad_deploy", mode="errors", severity=0.8)], **base),
         Scenario("memory-leak", 103, faults=[FaultSpec("memory_leak", minutes=40, severity=0.9)], **base),
         Scenario("cpu-hog", 104, faults=[FaultSpec("cpu_hog", severity=0.8)], **base),
-        Scenario("db-outage", 105, faults=[FaultSpec("dependency_outage", severity=0.9)], **base),
+        Scenario("db-outage", 105, faults=[FaultSpec("dependency_outage", severity=0.9, tier="db")], **base),
         Scenario("misconfiguration", 106, faults=[FaultSpec("misconfiguration", severity=0.7)], **base),
         Scenario("slow-downstream", 107, faults=[FaultSpec("slow_downstream", severity=0.8)], **base),
         Scenario("traffic-surge", 108, faults=[FaultSpec("traffic_surge", severity=0.8)], **base),

@@ -38,8 +38,15 @@ def test_settings_from_env_and_redaction():
         Settings.from_env({"OPSCOPILOT_KAFKA_URL": "localhost:9092"})
 
 
-def test_demo_ingests_the_bundled_sample_and_stops_postgres(tmp_path):
+def test_demo_streams_a_simulated_incident(tmp_path):
     p = run_cli(["demo", "--data-dir", str(tmp_path), "--progress", "0"], timeout=300)
+    assert "dependency_outage on" in p.stdout and "0 dead letters" in p.stdout
+    assert "->" in p.stdout  # error-rate rollups before -> during the fault
+    assert not (tmp_path / "pg" / "postmaster.pid").exists()
+
+
+def test_demo_ingests_the_bundled_sample_and_stops_postgres(tmp_path):
+    p = run_cli(["demo", "--sample", "--data-dir", str(tmp_path), "--progress", "0"], timeout=300)
     assert "store now holds 19,950 signals" in p.stdout
     assert "50 dead letters" in p.stdout
     assert "tenants registered in Postgres: default" in p.stdout
