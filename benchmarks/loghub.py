@@ -19,9 +19,10 @@ import json
 from pathlib import Path
 
 from benchmarks import scoring as S
+from benchmarks.datasets import dataset
 from operators.baselines import group_by_mask
 
-DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "loghub2k"
+DEFAULT_DATA = dataset("loghub2k")
 DRAIN = {"Apache": 1.0, "BGL": 0.9625, "HDFS": 0.9975, "Hadoop": 0.9475, "HealthApp": 0.78,
          "OpenStack": 0.7325, "Spark": 0.92, "Zookeeper": 0.9665}
 TEMPLATERS = {"mask": group_by_mask}

@@ -31,9 +31,10 @@ import numpy as np
 
 from benchmarks import nab_scoring as N
 from benchmarks import scoring as S
+from benchmarks.datasets import dataset
 from operators.baselines import three_sigma_z, z_to_score
 
-DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "nab"
+DEFAULT_DATA = dataset("nab")
 PROFILES = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
 
 

@@ -27,8 +27,9 @@ import numpy as np
 import pandas as pd
 
 from benchmarks import scoring as S
+from benchmarks.datasets import dataset
 
-DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "petshop"
+DEFAULT_DATA = dataset("petshop")
 
 
 def _read_metrics(path: Path) -> pd.DataFrame:

@@ -16,6 +16,7 @@ import pytest
 
 from benchmarks import nab_scoring as nab
 from benchmarks import scoring as sc
+from benchmarks.datasets import dataset
 
 MAX_TP = math.tanh(2.5)  # S(-1) = 0.9866142981514305
 STANDARD = nab.NAB_PROFILES["standard"]
@@ -309,7 +310,7 @@ def test_load_nab_windows_and_profiles(tmp_path: Path) -> None:
     assert nab.load_nab_profiles(prof) == {"standard": STANDARD}
 
 
-NAB_DIR = Path("/work/shared/data/nab")
+NAB_DIR = dataset("nab")
 
 
 @pytest.mark.skipif(not (NAB_DIR / "labels" / "combined_windows.json").exists(),
