@@ -106,3 +106,14 @@ def test_bench_loghub_and_petshop_run_end_to_end(tmp_path):
     assert res["issues"] == 34
     assert res["robust_z_ac1"] <= res["robust_z_ac3"] <= res["robust_z_ac5"]
     assert "AC@1" in p.stdout
+
+
+def test_every_top_level_package_is_installed():
+    """`make demo` runs the installed console script: a package missing from pyproject breaks it."""
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    on_disk = {p.parent.name for p in root.glob("*/__init__.py") if p.parent.name != "tests"}
+    assert on_disk <= listed, on_disk - listed
