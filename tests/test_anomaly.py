@@ -1,0 +1,83 @@
+"""The online detector: causal, finds spikes, level shifts, variance bursts and flat-lines."""
+
+from __future__ import annotations
+
+import math
+import pickle
+import random
+
+from operators.anomaly import SeasonalDetector, find_period
+
+STEP = 60_000
+
+
+def series(n: int, seed: int = 1, period: int = 48) -> list[float]:
+    r = random.Random(seed)
+    return [10 + 3 * math.sin(2 * math.pi * i / period) + r.gauss(0, 0.3) for i in range(n)]
+
+
+def run(values, **kw):
+    d = SeasonalDetector(warmup=200, **kw)
+    return [d.update(i * STEP, v) for i, v in enumerate(values)]
+
+
+def test_verdicts_are_causal():
+    base = series(900)
+    before = run(base)
+    for cut in (300, 555, 899):
+        changed = base[:cut] + [v * 5 + 100 for v in base[cut:]]
+        after = run(changed)
+        assert [v.score for v in after[:cut]] == [v.score for v in before[:cut]]
+        assert [(v.expected, v.kind) for v in after[:cut]] == [(v.expected, v.kind) for v in before[:cut]]
+
+
+def test_period_is_found():
+    assert find_period(series(600, period=48)) in (47, 48, 49)
+    assert find_period([random.Random(3).random() for _ in range(600)]) is None
+
+
+def test_quiet_series_raises_few_alarms():
+    verdicts = run(series(3000, seed=4))
+    assert sum(v.is_anomaly for v in verdicts) <= 3
+
+
+def test_spike_level_shift_variance_and_flatline_are_found():
+    base = series(1500, seed=5)
+    spike = base[:800] + [base[800] + 8] + base[801:]
+    v = run(spike)[800]
+    assert v.is_anomaly and v.kind == "spike" and v.direction == 1 and v.lower < v.expected < v.upper
+
+    shifted = base[:800] + [x + 1.2 for x in base[800:]]  # 4 sigma shift, no single big spike
+    hits = [i for i, v in enumerate(run(shifted)) if v.is_anomaly]
+    assert hits and 800 <= hits[0] <= 830
+
+    r = random.Random(6)
+    noisy = base[:800] + [x + r.gauss(0, 2.0) for x in base[800:900]] + base[900:]
+    hits = [i for i, v in enumerate(run(noisy)) if v.is_anomaly]
+    assert hits and 800 <= hits[0] <= 840
+
+    r = random.Random(9)
+    level = [10 + r.gauss(0, 0.3) for _ in range(1500)]
+    flat = level[:800] + [10.0] * 60 + level[860:]  # a stuck sensor at the usual value
+    verdicts = run(flat)
+    flat_hits = [i for i, v in enumerate(verdicts) if v.is_anomaly and v.kind == "flatline"]
+    assert flat_hits and 800 <= flat_hits[0] <= 840
+
+
+def test_missing_data_is_reported():
+    d = SeasonalDetector(warmup=50)
+    for i, v in enumerate(series(300, seed=7)):
+        d.update(i * STEP, v)
+    v = d.update(300 * STEP + 60 * STEP, 10.0)  # an hour of silence
+    assert v.parts["missing"] == 1.0 and v.is_anomaly
+
+
+def test_state_pickles_and_resumes_identically():
+    values = series(700, seed=8)
+    d = SeasonalDetector(warmup=200)
+    for i, v in enumerate(values[:400]):
+        d.update(i * STEP, v)
+    clone = pickle.loads(pickle.dumps(d))
+    a = [d.update(i * STEP, v).score for i, v in enumerate(values[400:], 400)]
+    b = [clone.update(i * STEP, v).score for i, v in enumerate(values[400:], 400)]
+    assert a == b
