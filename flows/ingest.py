@@ -23,11 +23,12 @@ from bytewax.dataflow import Dataflow
 from bytewax.operators import StatefulBatchLogic
 
 from flows.progress import Counters
+from operators.detect import DETECTOR, SeriesDetectors, shard_of
 from operators.ingest import BoundedDeduper, decode, shard_batch, validate
 from opscopilot.settings import Settings
 from schemas.batch import RawChunk, SignalBatch
 from sinks.clickhouse import ClickHouseStore, WriteResult
-from sinks.clickhouse_sink import ClickHouseSink
+from sinks.clickhouse_sink import AnomalySink, ClickHouseSink
 from sources.kafka import kafka_chunks
 from sources.replay import ReplaySource
 from sources.simulator import SimulatorSource
@@ -89,32 +90,37 @@ class _DedupeAndBatch(StatefulBatchLogic):
     """Per shard: drop repeated ids (bounded memory), and gather rows into store-sized
     batches, emitted at ``rows`` rows or ``seconds`` after the first pending row."""
 
-    def __init__(self, state: _DedupeState, rows: int, seconds: float, counters: Counters):
+    def __init__(self, state: _DedupeState, rows: int, seconds: float, counters: Counters, detect: bool):
         self.state = state
         self.rows = rows
         self.seconds = seconds
         self.counters = counters
+        self.detect = detect
         self.deadline: Optional[datetime] = None
 
-    def _flush(self) -> List[SignalBatch]:
+    def _flush(self) -> list:
         out = self.state.pending
         self.state.pending = SignalBatch()
         self.deadline = None
         out.check_ts_le = self.state.deduper.evicted_max_ts
-        return [out] if len(out) else []
+        return [("store", out)] if len(out) else []
 
     def on_batch(self, values: List[SignalBatch]):
         st = self.state
+        fresh: list = []
         for b in values:
             rows, dups = st.deduper.filter_rows(b.rows)
             self.counters.add("dedupe", in_=len(b.rows), out=len(rows), dup=dups)
             st.pending.rows.extend(rows)
             st.pending.dead.extend(b.dead)
+            if self.detect:
+                fresh.extend(r for r in rows if r.kind == "metric")
+        out = [("detect", fresh)] if fresh else []  # detection sees new points at once
         if len(st.pending) >= self.rows:
-            return self._flush(), False
+            return out + self._flush(), False
         if self.deadline is None and len(st.pending):
             self.deadline = datetime.now(timezone.utc) + timedelta(seconds=self.seconds)
-        return [], False
+        return out, False
 
     def notify_at(self) -> Optional[datetime]:
         return self.deadline
@@ -164,12 +170,18 @@ def build_flow(settings: Settings, inp: IngestInput, counters: Optional[Counters
 
     def builder(resume: Optional[bytes]) -> _DedupeAndBatch:
         state = pickle.loads(resume) if resume else _DedupeState(BoundedDeduper(capacity))
-        return _DedupeAndBatch(state, settings.sink_batch_rows, settings.sink_batch_seconds, counters)
+        return _DedupeAndBatch(state, settings.sink_batch_rows, settings.sink_batch_seconds, counters,
+                               settings.detect)
 
     deduped = op.stateful_batch("dedupe", keyed, builder)
-    # (shard_key, SignalBatch) of up to sink_batch_rows new rows
-    op.output("clickhouse", deduped,
+    # (shard_key, ("store", SignalBatch of up to sink_batch_rows rows) | ("detect", [new metric Signal]))
+    route = op.branch("route", deduped, lambda kv: kv[1][0] == "store")
+    to_store = op.map_value("unwrap", route.trues, lambda x: x[1])
+    # (shard_key, SignalBatch)
+    op.output("clickhouse", to_store,
               ClickHouseSink(store_factory, [str(i) for i in range(shards)], stages.on_write))
+    if settings.detect:
+        add_detection(flow, route.falses, settings, store_factory, counters)
     return flow
 
 
@@ -199,3 +211,109 @@ def from_env() -> Dataflow:
     else:
         raise SystemExit("set OPSCOPILOT_KAFKA_URL or OPSCOPILOT_REPLAY=path[,path]")
     return build_flow(settings, inp)
+
+
+# -- detection -------------------------------------------------------------------------------
+@dataclass
+class _DetectState:
+    detectors: SeriesDetectors
+    loaded: bool = False
+
+
+class _Detect(StatefulBatchLogic):
+    """Per detect shard: run the series' detectors on new points; every ``state_seconds``
+    (and at the end) emit the learned baselines to be persisted."""
+
+    def __init__(self, state: _DetectState, store_factory, shard: str, shards: int, state_seconds: float,
+                 counters: Counters):
+        self.state = state
+        self.store_factory = store_factory
+        self.shard = shard
+        self.shards = shards
+        self.state_seconds = state_seconds
+        self.counters = counters
+        self.next_save = datetime.now(timezone.utc) + timedelta(seconds=state_seconds)
+
+    def on_batch(self, values: list):
+        st = self.state
+        if not st.loaded:  # baselines persisted by an earlier run or another worker
+            for key, text in self.store_factory().load_detector_states(DETECTOR):
+                if str(shard_of(key, self.shards)) == self.shard:
+                    st.detectors.load(key, text)
+            st.loaded = True
+        events: list = []
+        n = 0
+        for rows in values:
+            n += len(rows)
+            events.extend(st.detectors.process(rows))
+        self.counters.add("detect", in_=n, out=len(events))
+        return ([("anomalies", events)] if events else []), False
+
+    def notify_at(self) -> Optional[datetime]:
+        return self.next_save
+
+    def on_notify(self):
+        self.next_save = datetime.now(timezone.utc) + timedelta(seconds=self.state_seconds)
+        return [("baselines", self.state.detectors.export())], False
+
+    def on_eof(self):
+        return [("baselines", self.state.detectors.export())], False
+
+    def snapshot(self) -> bytes:
+        return pickle.dumps(self.state, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def add_detection(flow: Dataflow, new_metrics, settings: Settings, store_factory, counters: Counters) -> None:
+    """Wire the detect stage: new metric points -> per-series detectors -> anomalies table."""
+    shards = max(1, settings.dedupe_shards)
+
+    def by_series(kv):
+        parts: dict = {}
+        for s in kv[1][1]:
+            k = str(shard_of((s.tenant, s.service, s.series), shards))
+            parts.setdefault(k, []).append(s)
+        return list(parts.items())
+
+    keyed = op.flat_map("detect_shard", new_metrics, by_series)
+    # (detect_shard, [metric Signal])
+    keyed = op.map("detect_tag", keyed, lambda kv: (kv[0], (kv[0], kv[1])))
+
+    def builder(resume: Optional[bytes]) -> "_DetectEntry":
+        return _DetectEntry(resume, store_factory, shards, settings, counters)
+
+    events = op.stateful_batch("detect", keyed, builder)
+    # (detect_shard, ("anomalies", [AnomalyEvent]) | ("baselines", [(key, name, n, state)]))
+    op.output("anomaly_store", events, AnomalySink(store_factory, DETECTOR))
+
+
+class _DetectEntry(StatefulBatchLogic):
+    """Learns its shard id from the first item (Bytewax does not pass the key to builders)."""
+
+    def __init__(self, resume, store_factory, shards, settings, counters):
+        self.resume = resume
+        self.args = (store_factory, shards, settings, counters)
+        self.inner: Optional[_Detect] = None
+
+    def _ensure(self, shard: str) -> _Detect:
+        if self.inner is None:
+            store_factory, shards, settings, counters = self.args
+            state = pickle.loads(self.resume) if self.resume else _DetectState(
+                SeriesDetectors({"warmup": settings.detect_warmup}))
+            self.inner = _Detect(state, store_factory, shard, shards, settings.baseline_seconds, counters)
+        return self.inner
+
+    def on_batch(self, values: list):
+        inner = self._ensure(values[0][0])
+        return inner.on_batch([rows for _, rows in values])
+
+    def notify_at(self):
+        return self.inner.notify_at() if self.inner else None
+
+    def on_notify(self):
+        return self.inner.on_notify() if self.inner else ([], False)
+
+    def on_eof(self):
+        return self.inner.on_eof() if self.inner else ([], False)
+
+    def snapshot(self):
+        return self.inner.snapshot() if self.inner else self.resume

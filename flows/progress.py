@@ -7,7 +7,7 @@ import threading
 import time
 from typing import Dict, Optional, TextIO
 
-STAGES = ("decode", "validate", "dedupe", "sink")
+STAGES = ("decode", "validate", "dedupe", "sink", "detect")
 
 
 class Counters:

@@ -75,6 +75,10 @@ class Settings:
     max_future_seconds: int = 15 * 60
     # progress printing interval (0 disables)
     progress_seconds: float = 2.0
+    # detection: on by default; points a new series learns from; seconds between baseline saves
+    detect: bool = True
+    detect_warmup: int = 300
+    baseline_seconds: float = 60.0
 
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None, **overrides: Any) -> "Settings":
@@ -98,6 +102,9 @@ class Settings:
             max_record_bytes=_env_int(env, "OPSCOPILOT_MAX_RECORD_BYTES", 256 * 1024, 64),
             max_future_seconds=_env_int(env, "OPSCOPILOT_MAX_FUTURE_SECONDS", 15 * 60, 0),
             progress_seconds=_env_float(env, "OPSCOPILOT_PROGRESS_SECONDS", 2.0, 0.0),
+            detect=env.get("OPSCOPILOT_DETECT", "1") not in ("0", "false", "no", "off"),
+            detect_warmup=_env_int(env, "OPSCOPILOT_DETECT_WARMUP", 300, 10),
+            baseline_seconds=_env_float(env, "OPSCOPILOT_BASELINE_SECONDS", 60.0, 1.0),
         )
         s = s.with_overrides(**overrides)
         s.validate()

@@ -22,6 +22,7 @@ from urllib.parse import unquote, urlsplit
 import clickhouse_connect
 import pyarrow as pa
 
+from schemas.anomaly import anomalies_to_arrow
 from schemas.batch import DeadLetter, SignalBatch
 from schemas.redact import redact_url
 from schemas.signal import rows_to_arrow
@@ -232,6 +233,38 @@ class ClickHouseStore:
             self._retry("insert into dead_letters", lambda: self.client.insert_arrow(
                 f"{self.db}.dead_letters", table, settings=_INSERT_SETTINGS))
         return len(new), len(dead) - len(new)
+
+    def write_anomalies(self, events: list) -> int:
+        """Store anomaly events (a replay re-writes the same keys; ReplacingMergeTree folds them)."""
+        if not events:
+            return 0
+        table = anomalies_to_arrow(events)
+        self._retry("insert into anomalies", lambda: self.client.insert_arrow(
+            f"{self.db}.anomalies", table, settings=_INSERT_SETTINGS))
+        return len(events)
+
+    def write_detector_states(self, rows: list, detector: str) -> int:
+        """Persist learned baselines: rows of ((tenant, service, series), name, points, state)."""
+        if not rows:
+            return 0
+        now = int(time.time() * 1000)
+        table = pa.table({
+            "tenant": [k[0] for k, _, _, _ in rows], "service": [k[1] for k, _, _, _ in rows],
+            "series": [k[2] for k, _, _, _ in rows], "detector": [detector] * len(rows),
+            "updated_at": pa.array([now] * len(rows), pa.timestamp("ms", tz="UTC")),
+            "points": pa.array([n for _, _, n, _ in rows], pa.uint64()),
+            "state": [st for _, _, _, st in rows],
+        })
+        self._retry("insert into detector_state", lambda: self.client.insert_arrow(
+            f"{self.db}.detector_state", table, settings=_INSERT_SETTINGS))
+        return len(rows)
+
+    def load_detector_states(self, detector: str) -> list:
+        """Latest baseline per series: ((tenant, service, series), state JSON). Empty when a
+        fresh store has none."""
+        rows = self.query("SELECT tenant, service, series, argMax(state, updated_at) FROM {db}.detector_state "
+                          "WHERE detector = {d:String} GROUP BY tenant, service, series", {"d": detector})
+        return [((t, svc, ser), st) for t, svc, ser, st in rows]
 
     # -- reads ---------------------------------------------------------------------------
     def query(self, sql: str, parameters: Optional[dict] = None) -> list[tuple]:

@@ -16,7 +16,7 @@ import queue
 import threading
 from typing import Callable, List, Optional, Sequence
 
-from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
+from bytewax.outputs import DynamicSink, FixedPartitionedSink, StatefulSinkPartition, StatelessSinkPartition
 
 from schemas.batch import SignalBatch
 from sinks.clickhouse import ClickHouseStore, WriteResult
@@ -89,3 +89,28 @@ class ClickHouseSink(FixedPartitionedSink[SignalBatch, None]):
     def build_part(self, step_id: str, for_part: str, resume_state: Optional[None]) -> _WriterPartition:
         return _WriterPartition(self.store_factory(), self.on_write, self.max_pending)
 
+
+
+class _AnomalyPartition(StatelessSinkPartition):
+    def __init__(self, store: ClickHouseStore, detector: str):
+        self.store = store
+        self.detector = detector
+
+    def write_batch(self, items: list) -> None:
+        events: list = []
+        states: list = []
+        for _key, (kind, payload) in items:
+            (events if kind == "anomalies" else states).extend(payload)
+        self.store.write_anomalies(events)
+        self.store.write_detector_states(states, self.detector)
+
+
+class AnomalySink(DynamicSink):
+    """Anomaly events and detector baselines, written as they come (small volumes)."""
+
+    def __init__(self, store_factory: Callable[[], ClickHouseStore], detector: str):
+        self.store_factory = store_factory
+        self.detector = detector
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _AnomalyPartition:
+        return _AnomalyPartition(self.store_factory(), self.detector)

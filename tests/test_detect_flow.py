@@ -1,0 +1,71 @@
+"""The detect stage inside the stream job: anomalies stored with evidence, baselines persisted
+and reloaded, RED/USE views over the rollups."""
+
+from __future__ import annotations
+
+from bytewax.testing import run_main
+
+from flows.ingest import IngestInput, build_flow
+from flows.progress import Counters
+from operators.detect import DETECTOR
+from opscopilot.settings import Settings
+from simulator.scenario import FaultSpec, Scenario
+
+
+def run(store, sim, **kw):
+    counters = Counters()
+    settings = Settings.from_env({}, progress_seconds=0, max_future_seconds=10**9, detect_warmup=120, **kw)
+    run_main(build_flow(settings, IngestInput(simulation=sim), counters, lambda: store))
+    return counters
+
+
+def test_anomalies_of_an_injected_fault_are_stored_with_evidence(store):
+    sim = Scenario("det", seed=21, services=12, hours=2.0, log_rate=0.1,
+                   faults=[FaultSpec("dependency_outage", severity=0.9, minutes=15, at=0.6)]).build()
+    counters = run(store, sim)
+    fault = sim.gold["faults"][0]
+    rows = store.query("SELECT service, name, toUnixTimestamp64Milli(ts), score, expected, lower, upper, kind, "
+                       "toUnixTimestamp64Milli(stored_at) - toUnixTimestamp64Milli(ingest_ts) "
+                       "FROM {db}.anomalies FINAL")
+    assert rows and counters.values["detect"]["out"] == len(rows)
+    in_fault = [r for r in rows if fault["start_ms"] <= r[2] <= fault["end_ms"] and r[0] == fault["service"]]
+    assert in_fault, "the faulty service's anomaly was not detected during the fault"
+    first = min(in_fault, key=lambda r: r[2])
+    assert first[2] - fault["start_ms"] <= 3 * sim.step_ms  # within 3 steps
+    assert all(0.5 <= r[3] <= 1.0 and r[5] <= r[4] <= r[6] for r in rows)
+    assert all(r[8] >= 0 for r in rows)  # stored after the point entered the flow
+    # learned baselines persisted for every metric series
+    n_series = store.query("SELECT uniqExact(service, series) FROM {db}.signals WHERE kind = 'metric'")[0][0]
+    assert len(store.load_detector_states(DETECTOR)) == n_series
+
+
+def test_a_new_run_resumes_from_persisted_baselines(store):
+    first = Scenario("warm", seed=22, services=10, hours=1.0, log_rate=0.1, faults=[]).build()
+    run(store, first)
+    states = dict(store.load_detector_states(DETECTOR))
+    assert states and all('"n": 360' in s for s in states.values())  # 1 h at a 10 s step
+    run(store, first)  # the same data again: all duplicates, nothing reaches the detectors
+    assert dict(store.load_detector_states(DETECTOR)) == states
+    # the next hour, in a new flow: the detectors carry on from the stored baselines
+    nxt = Scenario("warm", seed=22, services=10, hours=1.0, log_rate=0.1, faults=[],
+                   start_ms=first.sc.start_ms + 3_600_000).build()
+    assert nxt.start_ms == first.start_ms + 3_600_000
+    run(store, nxt)
+    assert all('"n": 720' in s for s in dict(store.load_detector_states(DETECTOR)).values())
+
+
+def test_red_and_use_views_read_the_rollups(store):
+    sim = Scenario("views", seed=23, services=10, hours=0.5, log_rate=0.1, faults=[]).build()
+    run(store, sim, detect=False)
+    red = store.query("SELECT service, count(), avg(rate), avg(error_ratio), avg(duration_p99_ms) "
+                      "FROM {db}.service_red_1m GROUP BY service ORDER BY service")
+    use = store.query("SELECT service, avg(cpu_utilization), avg(saturation) FROM {db}.service_use_1m "
+                      "GROUP BY service ORDER BY service")
+    assert len(red) == len(use) == 10
+    assert all(n == 30 and rate > 0 and 0 <= err < 1 and p99 > 0 for _, n, rate, err, p99 in red)
+    assert all(0 <= cpu <= 1 for _, cpu, _ in use)
+    t0 = sim.gold["start_ms"]
+    window = store.query("SELECT count() FROM {db}.service_red_1m WHERE minute >= fromUnixTimestamp64Milli("
+                         "{a:Int64}) AND minute < fromUnixTimestamp64Milli({b:Int64})",
+                         {"a": t0, "b": t0 + 10 * 60_000})
+    assert window[0][0] == 10 * 10
