@@ -42,7 +42,7 @@ def _child(mode: str, data: str, work: str, brokers: str, topic: str) -> dict:
         from flows.progress import Counters
         from opscopilot.settings import Settings
 
-        settings = Settings.from_env({"OPSCOPILOT_DATA_DIR": work}, progress_seconds=0)
+        settings = Settings.from_env({"OPSCOPILOT_DATA_DIR": work}, progress_seconds=0, detect=False)
         factory = default_store_factory(settings)
         store = factory()
         counters = Counters()

@@ -344,6 +344,43 @@ def test_real_nab_labels_perfect_and_null() -> None:
         assert nab.nab_corpus_score(null, profile).normalized == approx(0.0)
 
 
+# --------------------------------------------------------------------------- NAB bench detector
+
+# Q(3), the normal tail beyond 3 sigma: 0.5 * erfc(3 / sqrt 2) = 0.0013498980316301.
+Q3 = 0.0013498980316301
+
+
+def test_nab_windowed_gaussian_is_two_sided() -> None:
+    from benchmarks.nab import _windowed_gaussian
+
+    # NAB's windowedGaussian scores 1 - Q(|z|) against the mean / std (population) of the
+    # points before it; the first row scores 0.
+    # Row 1: window [10], std 0 -> 1e-6, x = 4 is 6e6 sigma below: 1 - Q(6e6) = 1.0.
+    # Row 2: window [10, 4], mean 7, std 3: x = 16 is z = +3 -> 1 - Q(3) = 0.99865.
+    # Row 3: window [10, 4, 16], mean 10: x = 10 is z = 0 -> 1 - Q(0) = 0.5.
+    up = _windowed_gaussian([10.0, 4.0, 16.0, 10.0], 0)
+    assert list(up[:2]) == [0.0, 1.0]
+    assert up[2] == approx(1.0 - Q3) and up[3] == approx(0.5)
+    # Reflected: x = -2 is z = -3 and scores like z = +3 (the bug scored it Q(3) = 0.00135,
+    # and row 1 0.0, so drops never fired).
+    down = _windowed_gaussian([10.0, 4.0, -2.0], 0)
+    assert down[1] == 1.0 and down[2] == approx(1.0 - Q3)
+
+
+def test_nab_results_files_keep_full_precision(tmp_path: Path) -> None:
+    from benchmarks.nab import write_results
+
+    # NAB's scorer reads these files back: a score just under 1 (z of about 7) must not be
+    # written as 1.000000, or NAB's threshold sweep sees other detections than ours.
+    ts = [dt.datetime(2020, 1, 1) + dt.timedelta(minutes=5 * i) for i in range(3)]
+    scores = [0.0, 0.9999999999987201, 1.0 - Q3]
+    write_results(tmp_path, "d", "cat/f.csv", ts, [1.0, 2.0, 3.0], scores, [(ts[1], ts[2])])
+    lines = (tmp_path / "d" / "cat" / "d_f.csv").read_text().splitlines()
+    assert lines[0] == "timestamp,value,anomaly_score,label"
+    assert [float(x.split(",")[2]) for x in lines[1:]] == scores
+    assert [x.split(",")[3] for x in lines[1:]] == ["0", "1", "1"]
+
+
 # --------------------------------------------------------------------------- window detection
 
 # 20 rows, windows [3, 6], [10, 12], [16, 18]. Detections on rows 0, 1 (FP run), 4, 5 (window 1,
