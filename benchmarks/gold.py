@@ -29,10 +29,24 @@ from benchmarks import scoring as S
 from operators.baselines import (
     Change, blame_latest_change, novel_templates, pattern_regex, rank_by_recent_change, three_sigma_z,
 )
+from operators.anomaly import SeasonalDetector
 from operators.ingest import decode, validate
 from schemas.batch import RawChunk
 
 INCIDENT_GAP_MS = 30 * 60_000  # pages further apart than this open a new incident
+
+
+def _three_sigma(ts: List[int], values: List[float]) -> List[bool]:
+    return (three_sigma_z(np.array(values)) > 3.0).tolist()
+
+
+def _seasonal(ts: List[int], values: List[float]) -> List[bool]:
+    d = SeasonalDetector()
+    return [d.update(t, v).score >= 0.5 for t, v in zip(ts, values)]
+
+
+# the product's detector first; the others are baselines shown beside it
+DETECTORS = {"seasonal": _seasonal, "three_sigma": _three_sigma}
 CHANGE_TYPES = ("deploy", "feature_flag", "config")
 
 
@@ -93,22 +107,26 @@ def group_pages(pages: List[Tuple[int, str, str]]) -> List[Incident]:
 def score_scenario(run, acc: dict, plot_path: Optional[Path] = None) -> None:
     gold = run.gold
     obs = observe(run)
-    # -- anomaly detection: 3-sigma per series, scored per series against the gold windows
+    # -- anomaly detection: each detector per series, scored against the gold windows
     gold_windows = {(w["service"], w["metric"]): w["windows"] for w in gold["anomaly_windows"]}
-    detections_at: Dict[str, List[int]] = defaultdict(list)  # service -> detection times
+    detections_at: Dict[str, List[int]] = defaultdict(list)  # service -> detection times (ours)
     detections: Dict[Tuple[str, str], List[int]] = {}
     for key, points in obs.metrics.items():
-        ts = np.array([p[0] for p in points], dtype=np.int64)
-        z = three_sigma_z(np.array([p[1] for p in points]))
-        det = (z > 3.0).tolist()
-        windows = S.window_indices(ts.tolist(), [tuple(w) for w in gold_windows.get(key, [])])
-        acc["anomaly"].append(S.window_detection(det, windows, merge_gap=3))
-        detections[key] = [int(t) for t, d in zip(ts.tolist(), det) if d]
-        detections_at[key[0]].extend(detections[key])
+        ts = [p[0] for p in points]
+        values = [p[1] for p in points]
+        windows = S.window_indices(ts, [tuple(w) for w in gold_windows.get(key, [])])
+        for name, detect in DETECTORS.items():
+            det = detect(ts, values)
+            result = S.window_detection(det, windows, merge_gap=3)
+            acc["anomaly"][name].append(result)
+            acc["delay_steps"][name].extend(result.delays)
+            if name == "seasonal":
+                detections[key] = [t for t, d in zip(ts, det) if d]
+                detections_at[key[0]].extend(detections[key])
     if plot_path is not None:
         from benchmarks.plots import plot_scenario
 
-        plot_scenario(gold, obs.metrics, plot_path, detections, "3-sigma")
+        plot_scenario(gold, obs.metrics, plot_path, detections, "seasonal detector")
     # -- incidents from pages; each gold fault is matched to the incident overlapping it
     incidents = group_pages(obs.pages)
     page_incident = {pid: i for i, inc in enumerate(incidents) for pid in inc.pages}
@@ -140,28 +158,32 @@ def score_scenario(run, acc: dict, plot_path: Optional[Path] = None) -> None:
         hit = next((i for i, (gs, rx) in enumerate(regexes) if gs == svc and rx.match(example)), None)
         matched.add(("gold", hit) if hit is not None else ("fp", svc, _masked))
     acc["novel"].append((matched, {("gold", i) for i in range(len(gold_novel))}))
-    acc["delay_steps"].extend(d for r in acc["anomaly"][-len(obs.metrics):] for d in r.delays)
     acc["scenarios"] += 1
 
 
 def run_suite(scenarios, progress: bool = True, plots: Optional[Path] = None, plot_limit: int = 20) -> dict:
-    acc = {"anomaly": [], "grouping": [], "tagging": [], "rca": [], "blast": [], "novel": [],
-           "delay_steps": [], "scenarios": 0}
+    acc = {"anomaly": {n: [] for n in DETECTORS}, "grouping": [], "tagging": [], "rca": [], "blast": [],
+           "novel": [], "delay_steps": {n: [] for n in DETECTORS}, "scenarios": 0}
     t0 = time.monotonic()
     for i, sc in enumerate(scenarios, 1):
         plot = Path(plots) / f"{sc.name}.png" if plots and i <= plot_limit else None
         score_scenario(sc.build(), acc, plot)
         if progress and (i % 10 == 0 or i == len(scenarios)):
             print(f"[bench gold] {i}/{len(scenarios)} scenarios ({time.monotonic() - t0:.0f}s)", file=sys.stderr)
-    det = S.combine_window_detection(acc["anomaly"])
+    det = S.combine_window_detection(acc["anomaly"]["seasonal"])
+    base = S.combine_window_detection(acc["anomaly"]["three_sigma"])
     novel = S.novelty_scores(acc["novel"])
     tags = acc["tagging"]
     return {
         "scenarios": acc["scenarios"],
         "anomaly_recall": round(det.recall, 4),
         "anomaly_precision": round(det.precision, 4),
-        "anomaly_delay_steps_median": (float(statistics.median(acc["delay_steps"]))
-                                       if acc["delay_steps"] else None),
+        "anomaly_delay_steps_median": (float(statistics.median(acc["delay_steps"]["seasonal"]))
+                                       if acc["delay_steps"]["seasonal"] else None),
+        "baseline_anomaly_recall": round(base.recall, 4),
+        "baseline_anomaly_precision": round(base.precision, 4),
+        "baseline_anomaly_delay_steps_median": (float(statistics.median(acc["delay_steps"]["three_sigma"]))
+                                                if acc["delay_steps"]["three_sigma"] else None),
         "tagging_accuracy": round(S.tagging_accuracy([p for p, _ in tags], [g for _, g in tags]), 4) if tags else None,
         "blast_radius_jaccard": round(sum(acc["blast"]) / len(acc["blast"]), 4) if acc["blast"] else None,
         "grouping_one_per_fault": round(sum(acc["grouping"]) / len(acc["grouping"]), 4),
@@ -182,15 +204,20 @@ def main(args) -> int:
     if args.limit:
         scenarios = scenarios[: args.limit]
     res = run_suite(scenarios, plots=args.plots)
-    res["detector"] = "baseline: 3-sigma (60-step trailing window), blame latest change, mask novelty"
+    res["detector"] = ("ours: operators.anomaly.SeasonalDetector; baselines: 3-sigma (60-step trailing "
+                       "window), blame latest change, mask novelty")
     keys = ("anomaly_recall", "anomaly_precision", "anomaly_delay_steps_median", "tagging_accuracy",
             "blast_radius_jaccard", "grouping_one_per_fault", "novel_error_recall", "novel_error_precision",
             "rca_ac1", "rca_ac3", "rca_avg5")
     print(f"\ngold suite: {res['scenarios']} scenarios, {res['faults']} faults ({res['elapsed_s']}s)")
-    print(f"{'metric':<30}{'baseline':>12}")
+    print(f"{'metric':<30}{'ours':>12}{'baseline':>12}")
     for k in keys:
         v = res[k]
-        print(f"{k:<30}{'-' if v is None else format(v, '.4g'):>12}")
+        b = res.get(f"baseline_{k}")
+        if b is None and not k.startswith("anomaly"):
+            v, b = None, v  # stages not built yet: only their baseline has a number
+        cell = lambda x: "-" if x is None else format(x, ".4g")  # noqa: E731
+        print(f"{k:<30}{cell(v):>12}{cell(b):>12}")
     if args.plots:
         print(f"plots of the first scenarios in {args.plots}/")
     if args.json_out:

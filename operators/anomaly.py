@@ -19,7 +19,7 @@ The score in [0, 1] is the largest of the parts, each mapped so that its own cri
 scores 0.5. After a detection the series has a refractory period: the same episode is reported
 once (what an on-call person wants, and what NAB rewards).
 
->>> d = SeasonalDetector(period=4, warmup=40)
+>>> d = SeasonalDetector(period=4, warmup=40, alpha=0.05)
 >>> verdicts = [d.update(i * 60_000, [1.0, 2.0, 3.0, 2.0][i % 4] + (0.01 * (i % 3))) for i in range(80)]
 >>> max(v.score for v in verdicts[40:]) < 0.5
 True
@@ -102,8 +102,8 @@ class SeasonalDetector:
     """
 
     period: Optional[int] = None
-    warmup: int = 300
-    alpha: float = 0.05
+    warmup: int = 100
+    alpha: float = 0.0001
     window: int = 1000
     level_alpha: float = 0.05
     season_gamma: float = 0.1

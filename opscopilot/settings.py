@@ -77,7 +77,7 @@ class Settings:
     progress_seconds: float = 2.0
     # detection: on by default; points a new series learns from; seconds between baseline saves
     detect: bool = True
-    detect_warmup: int = 300
+    detect_warmup: int = 100
     baseline_seconds: float = 60.0
 
     @classmethod
@@ -103,7 +103,7 @@ class Settings:
             max_future_seconds=_env_int(env, "OPSCOPILOT_MAX_FUTURE_SECONDS", 15 * 60, 0),
             progress_seconds=_env_float(env, "OPSCOPILOT_PROGRESS_SECONDS", 2.0, 0.0),
             detect=env.get("OPSCOPILOT_DETECT", "1") not in ("0", "false", "no", "off"),
-            detect_warmup=_env_int(env, "OPSCOPILOT_DETECT_WARMUP", 300, 10),
+            detect_warmup=_env_int(env, "OPSCOPILOT_DETECT_WARMUP", 100, 10),
             baseline_seconds=_env_float(env, "OPSCOPILOT_BASELINE_SECONDS", 60.0, 1.0),
         )
         s = s.with_overrides(**overrides)
