@@ -13,7 +13,8 @@ pickles for Bytewax snapshots). The model, per point ``x_t``:
 * tests on ``z_t = r_t / sigma_t``: a spike test (the generalized-ESD critical value for the
   residual window, ``lambda = Phi^-1(1 - alpha / (2 n))``), a two-sided CUSUM for level shifts,
   a short/long variance ratio for variance changes, and runs of identical values for
-  flat-lining; gaps in time are reported as missing data.
+  flat-lining. Gaps in time are flagged on the verdict (``gap``) apart from the score: missing
+  data is news for an operator but says nothing about the value.
 
 The score in [0, 1] is the largest of the parts, each mapped so that its own critical value
 scores 0.5. After a detection the series has a refractory period: the same episode is reported
@@ -48,8 +49,9 @@ class Verdict:
     lower: float
     upper: float
     direction: int  # +1 above, -1 below, 0 none
-    kind: str  # "" | spike | level_shift | variance | flatline | missing | warmup
+    kind: str  # "" | spike | level_shift | variance | flatline | warmup
     parts: Dict[str, float] = field(default_factory=dict)
+    gap: bool = False  # data was missing before this point (reported apart from the score)
 
     @property
     def is_anomaly(self) -> bool:
@@ -98,7 +100,8 @@ class SeasonalDetector:
     ``season_gamma``, ``scale_alpha`` (EWMA rates), ``cusum_k`` / ``cusum_h`` (CUSUM slack and
     threshold in sigmas), ``refractory`` (points after a detection during which the same
     episode is not reported again), ``flat_run`` (identical values in a row that count as
-    flat-lining once the series has been seen to vary).
+    flat-lining once the series has been seen to vary), ``gap_factor`` (a gap longer than this many
+usual steps is reported as missing data; 0 turns it off).
     """
 
     period: Optional[int] = None
@@ -112,6 +115,7 @@ class SeasonalDetector:
     cusum_h: float = 12.0
     refractory: int = 60
     flat_run: int = 30
+    gap_factor: float = 5.0  # a time gap over this many usual steps is missing data (0: off)
     # -- state
     n: int = 0
     buf: List[float] = field(default_factory=list)
@@ -167,7 +171,7 @@ class SeasonalDetector:
             dt = ts - self.last_ts
             if self.step_ms is None or (0 < dt < self.step_ms):
                 self.step_ms = dt if dt > 0 else self.step_ms
-            gap = self.step_ms is not None and self.step_ms > 0 and dt > 5 * self.step_ms
+            gap = bool(self.gap_factor) and bool(self.step_ms) and dt > self.gap_factor * self.step_ms
         self.last_ts = ts
         # flat-line bookkeeping
         if self.last_value is not None and value == self.last_value:
@@ -203,8 +207,7 @@ class SeasonalDetector:
         self.var_short += 0.1 * (zc * zc - self.var_short)
         variance = self.var_short / 6.0  # a 6x variance burst scores 0.5
         flat = (self.same_run / self.flat_run) if self.varied else 0.0
-        parts = {"spike": spike, "level_shift": shift, "variance": variance, "flatline": flat,
-                 "missing": 1.0 if gap else 0.0}
+        parts = {"spike": spike, "level_shift": shift, "variance": variance, "flatline": flat}
         kind = max(parts, key=parts.get)
         raw = parts[kind]
         score = raw / (1.0 + raw) if raw < 1e9 else 1.0  # critical value (raw = 1) -> 0.5
@@ -229,4 +232,4 @@ class SeasonalDetector:
         self.mad += self.scale_alpha * (min(abs(r), 3.0 * sigma / 1.2533) - self.mad)
         band = lam * sigma
         return Verdict(ts, value, score, expected, expected - band, expected + band,
-                       (1 if r > 0 else -1) if alarm else 0, kind if alarm else "", parts)
+                       (1 if r > 0 else -1) if alarm else 0, kind if alarm else "", parts, gap)

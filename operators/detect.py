@@ -64,9 +64,10 @@ class SeriesDetectors:
             elif d.last_ts is not None and s.ts <= d.last_ts:
                 continue  # a replayed or late point: the series has moved past it
             v = d.update(s.ts, s.value)
-            if v.score >= 0.5:
-                out.append(AnomalyEvent(s.tenant, s.service, s.name, s.series, s.ts, s.value, v.score,
-                                        v.expected, v.lower, v.upper, v.direction, v.kind,
+            if v.score >= 0.5 or v.gap:
+                out.append(AnomalyEvent(s.tenant, s.service, s.name, s.series, s.ts, s.value,
+                                        max(v.score, 0.5), v.expected, v.lower, v.upper, v.direction,
+                                        v.kind if v.score >= 0.5 else "missing",
                                         {k: float(x) for k, x in v.parts.items()}, DETECTOR, s.ingest_ts))
         return out
 

@@ -69,7 +69,7 @@ def test_missing_data_is_reported():
     for i, v in enumerate(series(300, seed=7)):
         d.update(i * STEP, v)
     v = d.update(300 * STEP + 60 * STEP, 10.0)  # an hour of silence
-    assert v.parts["missing"] == 1.0 and v.is_anomaly
+    assert v.gap and not v.is_anomaly  # flagged apart from the value's score
 
 
 def test_state_pickles_and_resumes_identically():
