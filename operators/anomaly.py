@@ -4,8 +4,8 @@
 or before it), O(1) per point once the period is known, and its state is plain Python (it
 pickles for Bytewax snapshots). The model, per point ``x_t``:
 
-* decomposition: ``x_t = level_t + season_t[phase] + r_t`` with an exponentially weighted level
-  (trend) and a per-phase seasonal profile (period found from the first points by
+* decomposition: ``x_t = level_t + slope_t + season_t[phase] + r_t`` with Holt's exponentially
+  weighted level and slope (the trend) and a per-phase seasonal profile (period found from the first points by
   autocorrelation, or given); both learn from winsorized residuals so an anomaly does not bend
   the baseline;
 * scale: ``sigma_t = 1.2533 * EWMA(|r|)`` (the mean absolute deviation of a Gaussian is
@@ -97,7 +97,7 @@ class SeasonalDetector:
     Parameters: ``period`` (points per season; None = find it from the first ``warmup`` points),
     ``warmup`` (points before the first verdict can score), ``alpha`` (ESD significance),
     ``window`` (the residual window the ESD critical value is computed for), ``level_alpha``,
-    ``season_gamma``, ``scale_alpha`` (EWMA rates), ``cusum_k`` / ``cusum_h`` (CUSUM slack and
+    ``slope_beta``, ``season_gamma``, ``scale_alpha`` (EWMA rates), ``cusum_k`` / ``cusum_h`` (CUSUM slack and
     threshold in sigmas), ``refractory`` (points after a detection during which the same
     episode is not reported again), ``flat_run`` (identical values in a row that count as
     flat-lining once the series has been seen to vary), ``gap_factor`` (a gap longer than this many
@@ -109,6 +109,7 @@ usual steps is reported as missing data; 0 turns it off).
     alpha: float = 0.0001
     window: int = 1000
     level_alpha: float = 0.05
+    slope_beta: float = 0.2  # Holt's trend: the level also learns a slope (0: no slope)
     season_gamma: float = 0.1
     scale_alpha: float = 0.02
     cusum_k: float = 1.0
@@ -120,6 +121,7 @@ usual steps is reported as missing data; 0 turns it off).
     n: int = 0
     buf: List[float] = field(default_factory=list)
     level: float = 0.0
+    slope: float = 0.0
     season: List[float] = field(default_factory=list)
     mad: float = 0.0
     cs_hi: float = 0.0
@@ -192,7 +194,7 @@ usual steps is reported as missing data; 0 turns it off).
 
         p = self.period or 1
         phase = i % p
-        expected = self.level + self.season[phase]
+        expected = self.level + self.slope + self.season[phase]
         sigma = max(1.2533 * self.mad, 1e-9 + 1e-6 * abs(expected))
         r = value - expected
         z = r / sigma
@@ -226,7 +228,8 @@ usual steps is reported as missing data; 0 turns it off).
 
         # learn from the winsorized residual
         rw = max(-3.0 * sigma, min(3.0 * sigma, r))
-        self.level += self.level_alpha * rw
+        self.level += self.slope + self.level_alpha * rw
+        self.slope += self.slope_beta * self.level_alpha * rw
         if p > 1:
             self.season[phase] += self.season_gamma * (1.0 - self.level_alpha) * rw
         self.mad += self.scale_alpha * (min(abs(r), 3.0 * sigma / 1.2533) - self.mad)
