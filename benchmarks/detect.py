@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.report import write_json
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -117,7 +119,5 @@ def main(args) -> int:
           f"(ratio {res['points_per_s'] / res['baseline_points_per_s']:.2f})")
     print(f"  ingest -> anomaly latency p50 {res['latency_p50_s']} s, p95 {res['latency_p95_s']} s, "
           f"p99 {res['latency_p99_s']} s over {res['anomalies']:,} anomalies")
-    if args.json_out:
-        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json_out).write_text(json.dumps(res, indent=2))
+    write_json(args.json_out, res)
     return 0

@@ -14,7 +14,6 @@ JSON keys: ``scenarios``, ``anomaly_recall``, ``anomaly_precision``, ``anomaly_d
 
 from __future__ import annotations
 
-import json
 import statistics
 import sys
 import time
@@ -25,6 +24,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
+from benchmarks.report import write_json
 from benchmarks import scoring as S
 from operators.baselines import (
     Change, blame_latest_change, novel_templates, pattern_regex, rank_by_recent_change, three_sigma_z,
@@ -220,7 +220,5 @@ def main(args) -> int:
         print(f"{k:<30}{cell(v):>12}{cell(b):>12}")
     if args.plots:
         print(f"plots of the first scenarios in {args.plots}/")
-    if args.json_out:
-        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json_out).write_text(json.dumps(res, indent=2))
+    write_json(args.json_out, res)
     return 0

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import resource
 import shutil
 import subprocess
@@ -25,6 +24,8 @@ import time
 import uuid
 from pathlib import Path
 from typing import Optional
+
+from benchmarks.report import commit, machine, write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -152,20 +153,6 @@ class _Tansu:
 
 
 # --------------------------------------------------------------------------- parent
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                              text=True, timeout=5).stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def _machine() -> dict:
-    mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return {"cores": os.cpu_count(), "memory_gb": round(mem_gb, 1), "python": platform.python_version(),
-            "platform": platform.platform()}
-
-
 def main(args) -> int:
     from benchmarks.gen import generate, write_jsonl
 
@@ -223,8 +210,8 @@ def main(args) -> int:
         "ceiling_peak_rss_mb": round(max(runs[k]["peak_rss_mb"] for k in runs if k.startswith("ceiling")), 1),
         "signals": n,
         "workers": 1,
-        "commit": _commit(),
-        "machine": _machine(),
+        "commit": commit(),
+        "machine": machine(),
         "settings": {"sink_batch_rows": 20000, "chunk_rows": 5000, "kafka_batch_size": 1000, "quick": args.quick,
                      "repeat": repeat},
         "runs": {k: r["rates"] for k, r in runs.items()},
@@ -240,10 +227,7 @@ def main(args) -> int:
             print(f"{name:<10}{rate(runs[name]):>14,.0f}{rate(runs[ceil]):>14,.0f}"
                   f"{rate(runs[name]) / rate(runs[ceil]):>8.2f}{runs[name]['peak_rss_mb']:>13.0f}"
                   f"{runs[name]['stored']:>12,}")
-    if args.json_out:
-        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json_out).write_text(json.dumps(out, indent=2))
-        print(f"wrote {args.json_out}")
+    write_json(args.json_out, out)
     return 0
 
 

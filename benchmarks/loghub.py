@@ -15,9 +15,9 @@ JSON keys: ``<templater>_<System>`` (accuracy), ``<templater>_mean``, ``<templat
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
+from benchmarks.report import write_json
 from benchmarks import scoring as S
 from benchmarks.datasets import dataset
 from operators.baselines import group_by_mask
@@ -63,7 +63,5 @@ def main(args) -> int:
     known = [DRAIN[s] for s in data if s in DRAIN]
     print(f"{'mean':<12}" + "".join(f"{res[f'{n}_mean']:>20.4f}" for n in TEMPLATERS)
           + (f"{sum(known) / len(known):>20.4f}" if known else ""))
-    if args.json_out:
-        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json_out).write_text(json.dumps(res, indent=2))
+    write_json(args.json_out, res)
     return 0

@@ -20,7 +20,6 @@ JSON keys: ``<detector>_<profile>`` (normalized score, optimized threshold) and
 from __future__ import annotations
 
 import csv
-import json
 import math
 import random
 import sys
@@ -31,6 +30,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from benchmarks.report import write_json
 from benchmarks import nab_scoring as N
 from benchmarks import scoring as S
 from benchmarks.datasets import dataset
@@ -167,8 +167,6 @@ def main(args) -> int:
     for row in table:
         print(f"{row[0]:<14}" + "".join(f"{row[1 + 2 * k]:>12.1f} /{row[2 + 2 * k]:>8.1f}" for k in range(3)))
     print(f"results in NAB's layout under {out_dir}/<detector>/")
-    if args.json_out:
-        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json_out).write_text(json.dumps(res, indent=2))
+    write_json(args.json_out, res)
     print(f"({res['elapsed_s']}s)", file=sys.stderr)
     return 0

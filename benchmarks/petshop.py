@@ -26,6 +26,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import pandas as pd
 
+from benchmarks.report import write_json
 from benchmarks import scoring as S
 from benchmarks.datasets import dataset
 
@@ -133,7 +134,5 @@ def main(args) -> int:
             print(f"{name:<17}{subset:<26}{len(cs):>4}" + "".join(f"{v:>8.3f}" for v in vals))
     print("published (upstream test issues): authors' anomaly traversal ~0.85 AC@1; "
           "robust z-score on the target metric alone ~0.53")
-    if args.json_out:
-        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json_out).write_text(json.dumps(res, indent=2))
+    write_json(args.json_out, res)
     return 0

@@ -10,11 +10,12 @@ JSON keys: ``simulate_day_s`` (build + generate + write), ``build_s``, ``records
 
 from __future__ import annotations
 
-import json
 import statistics
 import tempfile
 import time
 from pathlib import Path
+
+from benchmarks.report import write_json
 
 
 def main(args) -> int:
@@ -41,7 +42,5 @@ def main(args) -> int:
     print(f"\nsimulator: {services} services x {hours:g} h at a 10 s step, ~1 log line/s/service")
     print(f"  {records:,} records in {res['simulate_day_s']} s ({res['records_per_s']:,.0f} records/s); "
           f"target < 60 s for 24 h")
-    if args.json_out:
-        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json_out).write_text(json.dumps(res, indent=2))
+    write_json(args.json_out, res)
     return 0

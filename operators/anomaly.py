@@ -31,7 +31,6 @@ True
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from dataclasses import dataclass, field
 from statistics import NormalDist
