@@ -117,3 +117,12 @@ def test_every_top_level_package_is_installed():
     listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     on_disk = {p.parent.name for p in root.glob("*/__init__.py") if p.parent.name != "tests"}
     assert on_disk <= listed, on_disk - listed
+
+
+def test_bench_detect_runs_end_to_end(tmp_path):
+    out = tmp_path / "detect.json"
+    run_cli(["bench", "detect", "--quick", "--json", str(out)], timeout=600)
+    res = json.loads(out.read_text())
+    assert res["points_per_s"] > 0 and res["baseline_points_per_s"] > 0
+    assert res["anomalies"] > 0 and 0 <= res["latency_p50_s"] <= res["latency_p95_s"] <= res["latency_p99_s"]
+    assert res["commit"] and res["machine"]["cores"] >= 1
