@@ -69,3 +69,18 @@ def test_red_and_use_views_read_the_rollups(store):
                          "{a:Int64}) AND minute < fromUnixTimestamp64Milli({b:Int64})",
                          {"a": t0, "b": t0 + 10 * 60_000})
     assert window[0][0] == 10 * 10
+
+
+def test_baseline_command_warms_detectors_from_stored_history(tmp_path):
+    from tests.conftest import run_cli
+
+    run_cli(["simulate", "--scenario", "quiet", "--hours", "1", "--services", "10", "--out", str(tmp_path)])
+    data = ["--data-dir", str(tmp_path / "d")]
+    env = {"OPSCOPILOT_DETECT": "0", "OPSCOPILOT_MAX_FUTURE_SECONDS": str(10**9)}
+    run_cli(["replay", str(tmp_path / "quiet.jsonl"), "--progress", "0", *data], env=env)
+    p = run_cli(["baseline", "--since", "30m", *data])
+    assert "points of" in p.stdout and "series" in p.stdout
+    n_series = int(p.stdout.split(" points of ")[1].split(" series")[0].replace(",", ""))
+    assert n_series == 10 * 8  # every metric series of the fleet
+    points = int(p.stdout.split("[baseline] ")[1].split(" points")[0].replace(",", ""))
+    assert points == n_series * 181  # 30 minutes at a 10 s step, both ends included
