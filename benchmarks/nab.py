@@ -8,13 +8,16 @@ fixed threshold. The scores are also written in NAB's results layout
 (``<out>/<detector>/<category>/<detector>_<file>.csv``: timestamp,value,anomaly_score,label) so
 NAB's own scorer can check them.
 
-Detectors: ``null`` (never fires; 0 by definition), ``random`` (seeded uniform scores),
-``three_sigma`` (the baseline: trailing 60-point z-score, score = z / (z + 3), fixed threshold
-0.5 = 3 sigma), and ``nab_windowed_gaussian`` (NAB's own detector, a check on the scorer).
-Later stages add theirs here.
+Detectors: ``seasonal`` (ours: ``operators.anomaly.SeasonalDetector``), ``null`` (never
+fires; 0 by definition), ``random`` (seeded uniform scores), ``three_sigma`` (trailing 60-point
+z-score, score = z / (z + 3), fixed threshold 0.5 = 3 sigma), ``nab_windowed_gaussian`` (NAB's
+own detector, a check on the scorer), ``baseline_stl_esd`` (statsmodels STL refit on a trailing
+window, then ESD: the textbook method) and ``baseline_hst`` (river's HalfSpaceTrees).
+``--quick`` skips the two slow baselines.
 
-JSON keys: ``<detector>_<profile>`` (normalized score, optimized threshold) and
-``<detector>_<profile>_fixed``, plus ``series``.
+JSON keys: ``standard``, ``low_fp``, ``low_fn`` (ours), the same with ``baseline_stl_esd_`` and
+``baseline_hst_`` prefixes, ``<detector>_<profile>`` (normalized score at the optimized
+threshold), ``<detector>_<profile>_threshold``, ``<detector>_<profile>_fixed``, ``series``.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import math
 import random
 import sys
 import time
+from statistics import NormalDist
 from datetime import datetime
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
@@ -108,12 +112,66 @@ def _seasonal(values: List[float], _seed: int, timestamps: Optional[List[datetim
     return np.array([d.update(t, v).score for t, v in zip(ts, values)])
 
 
+def _stl_esd(values: List[float], _seed: int, refit_every: int = 12, alpha: float = 0.05) -> np.ndarray:
+    """The textbook method: statsmodels STL refit over a trailing window (every ``refit_every``
+    points), then the generalized-ESD test statistic of each new point's residual against the
+    window's residuals (median / MAD), as a score where the ESD critical value scores 0.5.
+    Causal: a point is scored with a fit of the points before it."""
+    from statsmodels.tsa.seasonal import STL
+
+    from operators.anomaly import find_period
+
+    x = np.asarray(values, dtype=np.float64)
+    n = len(x)
+    out = np.zeros(n)
+    warm = min(n // 4, 600)
+    period = find_period(x[:warm].tolist()) if warm >= 30 else None
+    period = period if period and period >= 2 else 12
+    window = max(2 * period + 1, 300)
+    lam = NormalDist().inv_cdf(1 - alpha / (2 * window))
+    fit_at = -1
+    trend_last = slope = 0.0
+    seasonal: np.ndarray = np.zeros(period)
+    med = mad = 0.0
+    for t in range(window, n):
+        if t - fit_at >= refit_every:
+            w = x[t - window:t]
+            res = STL(w, period=period, robust=True).fit()
+            resid = res.resid
+            med = float(np.median(resid))
+            mad = float(np.median(np.abs(resid - med))) * 1.4826 or 1e-9
+            trend_last = float(res.trend[-1])
+            slope = float(res.trend[-1] - res.trend[-2])
+            seasonal = np.asarray(res.seasonal[-period:])
+            fit_at = t
+        k = t - fit_at
+        expected = trend_last + slope * (k + 1) + seasonal[k % period]
+        z = abs(x[t] - expected - med) / mad
+        out[t] = z / (z + lam)
+    return out
+
+
+def _hst(values: List[float], seed: int) -> np.ndarray:
+    """river's HalfSpaceTrees on the min-max scaled value (its documented pipeline)."""
+    from river import anomaly, preprocessing
+
+    model = preprocessing.MinMaxScaler() | anomaly.HalfSpaceTrees(seed=42 + seed)
+    out = np.zeros(len(values))
+    for i, v in enumerate(values):
+        x = {"value": v}
+        out[i] = model.score_one(x)
+        model.learn_one(x)
+    return out
+
+
 DETECTORS: Dict[str, Tuple[Callable, float]] = {  # name -> (scores(values, seed), fixed threshold)
     "seasonal": (_seasonal, 0.5),
     "null": (_null, 0.5),
     "random": (_random, 0.95),
     "three_sigma": (_three_sigma, 0.5),
     "nab_windowed_gaussian": (_windowed_gaussian, 0.99),
+    "baseline_stl_esd": (_stl_esd, 0.5),
+    "baseline_hst": (_hst, 0.5),
 }
 
 
@@ -141,7 +199,10 @@ def main(args) -> int:
     t0 = time.monotonic()
     res: dict = {"series": len(corpus), "data": str(root)}
     table = []
+    slow = {"baseline_stl_esd", "baseline_hst"}
     for name, (fn, fixed) in DETECTORS.items():
+        if args.quick and name in slow:
+            continue
         scored = {}
         for i, (key, (ts, vals, wins)) in enumerate(corpus.items()):
             scores = fn(vals, i, ts) if fn is _seasonal else fn(vals, i)
@@ -160,6 +221,9 @@ def main(args) -> int:
         table.append(row)
     for short, prof in (("standard", "standard"), ("low_fp", "reward_low_FP_rate"), ("low_fn", "reward_low_FN_rate")):
         res[short] = res[f"seasonal_{prof}"]  # issue 4's keys: the product's detector
+        for base in ("baseline_stl_esd", "baseline_hst"):
+            if f"{base}_{prof}" in res:
+                res[f"{base}_{short}"] = res[f"{base}_{prof}"]
     res["elapsed_s"] = round(time.monotonic() - t0, 1)
     print(f"\nNAB: {len(corpus)} series from {root} (scores normalized: null 0, perfect 100)")
     print(f"{'detector':<14}" + "".join(f"{p[:18]:>22}" for p in PROFILES))
