@@ -247,6 +247,16 @@ def _demo_story(store, gold: dict) -> None:
             before = sum(ph.get("before", [0])) / max(1, len(ph.get("before", [])))
             during = sum(ph.get("during", [0])) / max(1, len(ph.get("during", [])))
             print(f"  {svc:<22} {before:>8.4f} -> {during:.4f}")
+        found = store.query(
+            "SELECT service, series, toUnixTimestamp64Milli(min(ts)), count(), any(kind) FROM {db}.anomalies FINAL "
+            "WHERE ts BETWEEN fromUnixTimestamp64Milli({a:Int64}) AND fromUnixTimestamp64Milli({b:Int64}) "
+            "AND kind != 'missing' GROUP BY service, series ORDER BY min(ts), service LIMIT 8",
+            {"a": f["start_ms"] - 60_000, "b": f["end_ms"]})
+        print(f"  anomalies detected online during the fault (first 8 series of "
+              f"{len(f['blast_radius'])} services in its blast radius):")
+        for svc, series, first, n, kind in found:
+            delay = (first - f["start_ms"]) / 1000
+            print(f"    {svc:<22} {series:<34} {kind:<12} first {delay:+.0f}s after the fault began")
     pages = store.query("SELECT count() FROM {db}.signals WHERE kind = 'alert' AND body LIKE '[trigger]%'")[0][0]
     changes = store.query("SELECT count() FROM {db}.signals WHERE kind = 'change'")[0][0]
     print(f"  {pages} pages and {changes} change events stored alongside")

@@ -43,6 +43,7 @@ def test_demo_streams_a_simulated_incident(tmp_path):
     p = run_cli(["demo", "--data-dir", str(tmp_path), "--progress", "0"], timeout=300)
     assert "dependency_outage on" in p.stdout and "0 dead letters" in p.stdout
     assert "->" in p.stdout  # error-rate rollups before -> during the fault
+    assert "anomalies detected online during the fault" in p.stdout and "after the fault began" in p.stdout
     assert not (tmp_path / "pg" / "postmaster.pid").exists()
 
 
