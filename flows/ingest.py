@@ -222,13 +222,14 @@ class _DetectState:
 
 class _Detect(StatefulBatchLogic):
     """Per detect shard: run the series' detectors on new points; every ``state_seconds``
-    (and at the end) emit the learned baselines to be persisted."""
+    (and at the end) emit the learned baselines to be persisted. Items carry their shard id
+    (Bytewax does not pass the key to builders): the first one tells which persisted
+    baselines to adopt."""
 
-    def __init__(self, state: _DetectState, store_factory, shard: str, shards: int, state_seconds: float,
+    def __init__(self, state: _DetectState, store_factory, shards: int, state_seconds: float,
                  counters: Counters):
         self.state = state
         self.store_factory = store_factory
-        self.shard = shard
         self.shards = shards
         self.state_seconds = state_seconds
         self.counters = counters
@@ -237,13 +238,14 @@ class _Detect(StatefulBatchLogic):
     def on_batch(self, values: list):
         st = self.state
         if not st.loaded:  # baselines persisted by an earlier run or another worker
+            shard = values[0][0]
             for key, text in self.store_factory().load_detector_states(DETECTOR):
-                if str(shard_of(key, self.shards)) == self.shard:
+                if str(shard_of(key, self.shards)) == shard:
                     st.detectors.load(key, text)
             st.loaded = True
         events: list = []
         n = 0
-        for rows in values:
+        for _shard, rows in values:
             n += len(rows)
             events.extend(st.detectors.process(rows))
         self.counters.add("detect", in_=n, out=len(events))
@@ -272,48 +274,15 @@ def add_detection(flow: Dataflow, new_metrics, settings: Settings, store_factory
         for s in kv[1][1]:
             k = str(shard_of((s.tenant, s.service, s.series), shards))
             parts.setdefault(k, []).append(s)
-        return list(parts.items())
+        return [(k, (k, rows)) for k, rows in parts.items()]
 
     keyed = op.flat_map("detect_shard", new_metrics, by_series)
-    # (detect_shard, [metric Signal])
-    keyed = op.map("detect_tag", keyed, lambda kv: (kv[0], (kv[0], kv[1])))
+    # (detect_shard, (detect_shard, [metric Signal]))
 
-    def builder(resume: Optional[bytes]) -> "_DetectEntry":
-        return _DetectEntry(resume, store_factory, shards, settings, counters)
+    def builder(resume: Optional[bytes]) -> _Detect:
+        state = pickle.loads(resume) if resume else _DetectState(SeriesDetectors({"warmup": settings.detect_warmup}))
+        return _Detect(state, store_factory, shards, settings.baseline_seconds, counters)
 
     events = op.stateful_batch("detect", keyed, builder)
     # (detect_shard, ("anomalies", [AnomalyEvent]) | ("baselines", [(key, name, n, state)]))
     op.output("anomaly_store", events, AnomalySink(store_factory, DETECTOR))
-
-
-class _DetectEntry(StatefulBatchLogic):
-    """Learns its shard id from the first item (Bytewax does not pass the key to builders)."""
-
-    def __init__(self, resume, store_factory, shards, settings, counters):
-        self.resume = resume
-        self.args = (store_factory, shards, settings, counters)
-        self.inner: Optional[_Detect] = None
-
-    def _ensure(self, shard: str) -> _Detect:
-        if self.inner is None:
-            store_factory, shards, settings, counters = self.args
-            state = pickle.loads(self.resume) if self.resume else _DetectState(
-                SeriesDetectors({"warmup": settings.detect_warmup}))
-            self.inner = _Detect(state, store_factory, shard, shards, settings.baseline_seconds, counters)
-        return self.inner
-
-    def on_batch(self, values: list):
-        inner = self._ensure(values[0][0])
-        return inner.on_batch([rows for _, rows in values])
-
-    def notify_at(self):
-        return self.inner.notify_at() if self.inner else None
-
-    def on_notify(self):
-        return self.inner.on_notify() if self.inner else ([], False)
-
-    def on_eof(self):
-        return self.inner.on_eof() if self.inner else ([], False)
-
-    def snapshot(self):
-        return self.inner.snapshot() if self.inner else self.resume
