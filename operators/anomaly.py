@@ -100,7 +100,9 @@ class SeasonalDetector:
     threshold in sigmas), ``refractory`` (points after a detection during which the same
     episode is not reported again), ``flat_run`` (identical values in a row that count as
     flat-lining once the series has been seen to vary), ``gap_factor`` (a gap longer than this many
-usual steps is reported as missing data; 0 turns it off).
+usual steps is reported as missing data; 0 turns it off), ``redetect_at`` (point counts at
+which the period is looked for again over the history so far: a daily cycle needs more points
+than the warm-up; the history is dropped after the last one).
     """
 
     period: Optional[int] = None
@@ -116,6 +118,7 @@ usual steps is reported as missing data; 0 turns it off).
     refractory: int = 60
     flat_run: int = 30
     gap_factor: float = 5.0  # a time gap over this many usual steps is missing data (0: off)
+    redetect_at: tuple = (500, 1000)  # points at which to look for the period again (): never
     # -- state
     n: int = 0
     buf: List[float] = field(default_factory=list)
@@ -133,37 +136,62 @@ usual steps is reported as missing data; 0 turns it off).
     last_ts: Optional[int] = None
     step_ms: Optional[int] = None
     recent: Deque[float] = field(default_factory=lambda: deque(maxlen=8))
+    history: List[float] = field(default_factory=list)  # kept until the last re-detection
+    fixed_period: bool = False
 
     def __post_init__(self) -> None:
         self.lam = _PHI.inv_cdf(1.0 - self.alpha / (2.0 * self.window))
 
     # -- learning ----------------------------------------------------------------------------
+    @staticmethod
+    def _profile(buf: List[float], p: int) -> List[float]:
+        """Seasonal profile of period ``p``: detrend by a centered moving average of one period
+        (running sums, O(n)), average per phase, center on zero."""
+        if p <= 1:
+            return [0.0]
+        sums = [0.0] * p
+        counts = [0] * p
+        half = p // 2
+        csum = [0.0]
+        for v in buf:
+            csum.append(csum[-1] + v)
+        for i in range(half, len(buf) - half):
+            lo = i - half
+            ma = (csum[lo + p] - csum[lo]) / p
+            sums[i % p] += buf[i] - ma
+            counts[i % p] += 1
+        season = [s / c if c else 0.0 for s, c in zip(sums, counts)]
+        mean_s = sum(season) / p
+        return [s - mean_s for s in season]
+
+    def _fit(self, buf: List[float], p: int, n0: int) -> None:
+        """Season, level and scale from ``buf`` (whose first point had index ``n0``)."""
+        self.season = self._profile(buf, p)
+        tail = buf[-max(p, 10):]
+        start = n0 + len(buf) - len(tail)
+        self.level = sum(tail[i] - self.season[(start + i) % p] for i in range(len(tail))) / len(tail)
+        self.slope = 0.0
+        resid = sorted(abs(buf[i] - self.level - self.season[(n0 + i) % p]) for i in range(len(buf)))
+        self.mad = max(resid[len(resid) // 2], 1e-9)
+
     def _init_from_buffer(self) -> None:
         buf = self.buf
         if self.period is None:
             self.period = find_period(buf, max_lag=len(buf) // 3) or 1
-        p = self.period
-        if p > 1:
-            sums = [0.0] * p
-            counts = [0] * p
-            # detrend by a centered moving average of one period, then average per phase
-            half = p // 2
-            for i in range(half, len(buf) - half):
-                lo, hi = i - half, i - half + p
-                ma = sum(buf[lo:hi]) / p
-                sums[i % p] += buf[i] - ma
-                counts[i % p] += 1
-            season = [s / c if c else 0.0 for s, c in zip(sums, counts)]
-            mean_s = sum(season) / p
-            self.season = [s - mean_s for s in season]
         else:
-            self.season = [0.0]
-        tail = buf[-max(p, 10):]
-        self.level = sum(tail[i] - self.season[(len(buf) - len(tail) + i) % p] for i in range(len(tail))) / len(tail)
-        resid = [abs(buf[i] - self.level - self.season[i % p]) for i in range(len(buf))]
-        resid.sort()
-        self.mad = max(resid[len(resid) // 2], 1e-9)
+            self.fixed_period = True
+        self._fit(buf, self.period, 0)
+        self.history = list(buf) if not self.fixed_period and self.redetect_at else []
         self.buf = []
+
+    def _redetect(self) -> None:
+        """With more history, look for the period again (a daily cycle needs more points than
+        the warm-up); adopt it when it differs, re-fitting the profile from the history."""
+        hist = self.history
+        p = find_period(hist, max_lag=len(hist) // 3)
+        if p and p > 1 and p != self.period:
+            self.period = p
+            self._fit(hist, p, self.n - len(hist))
 
     # -- the test ---------------------------------------------------------------------------
     def update(self, ts: int, value: float) -> Verdict:
@@ -191,6 +219,12 @@ usual steps is reported as missing data; 0 turns it off).
                 self._init_from_buffer()
             return Verdict(ts, value, 0.0, value, value, value, 0, "warmup")
 
+        if self.history:
+            self.history.append(value)
+            if self.n in self.redetect_at:
+                self._redetect()
+                if self.n >= max(self.redetect_at):
+                    self.history = []
         p = self.period or 1
         phase = i % p
         expected = self.level + self.slope + self.season[phase]

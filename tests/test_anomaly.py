@@ -81,3 +81,11 @@ def test_state_pickles_and_resumes_identically():
     a = [d.update(i * STEP, v).score for i, v in enumerate(values[400:], 400)]
     b = [clone.update(i * STEP, v).score for i, v in enumerate(values[400:], 400)]
     assert a == b
+
+
+def test_a_period_longer_than_the_warmup_is_found_later():
+    values = series(1200, seed=10, period=200)
+    d = SeasonalDetector(warmup=100)
+    verdicts = [d.update(i * STEP, v) for i, v in enumerate(values)]
+    assert d.period in (199, 200, 201) and len(d.season) == d.period and d.history == []
+    assert sum(v.is_anomaly for v in verdicts[1000:]) == 0
