@@ -350,6 +350,38 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_anomalies(args: argparse.Namespace) -> int:
+    """List stored anomalies, newest last, with their evidence."""
+    from sinks.clickhouse import ClickHouseStore
+
+    settings = _settings(args)
+    store = ClickHouseStore(settings.resolved_clickhouse_url, settings.clickhouse_database)
+    store.migrate()
+    where = ["ts >= (SELECT max(ts) FROM {db}.anomalies) - toIntervalSecond({s:UInt32})"]
+    params: dict = {"s": _duration_s(args.since), "limit": args.limit}
+    if args.service:
+        where.append("service = {svc:String}")
+        params["svc"] = args.service
+    if not args.include_missing:
+        where.append("kind != 'missing'")
+    rows = store.query(
+        "SELECT toUnixTimestamp64Milli(ts), service, series, kind, direction, score, value, expected, lower, upper "
+        "FROM {db}.anomalies FINAL WHERE " + " AND ".join(where) + " ORDER BY ts DESC LIMIT {limit:UInt32}", params)
+    rows.reverse()
+    keys = ("ts", "service", "series", "kind", "direction", "score", "value", "expected", "lower", "upper")
+    if args.json:
+        print(json.dumps([dict(zip(keys, r)) for r in rows]))
+        return 0
+    print(f"{len(rows)} anomalies in the last {args.since} of detections"
+          f"{' for ' + args.service if args.service else ''}:")
+    for ts, svc, series, kind, direction, score, value, expected, lower, upper in rows:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts / 1000))
+        arrow = {1: "above", -1: "below"}.get(direction, "")
+        print(f"  {when}  {svc:<20} {series:<36} {kind:<12} {value:.4g} {arrow} "
+              f"[{lower:.4g}, {upper:.4g}] (expected {expected:.4g}, score {score:.2f})")
+    return 0
+
+
 def cmd_stats(args: argparse.Namespace) -> int:
     """Print what the store holds."""
     from sinks.clickhouse import ClickHouseStore
@@ -448,6 +480,17 @@ def build_parser() -> argparse.ArgumentParser:
     bl.add_argument("--since", default="14d", help="how much history, back from the latest point (default 14d)")
     _add_backend_flags(bl)
     bl.set_defaults(func=cmd_baseline)
+
+    an = sub.add_parser("anomalies", help="list the anomalies the stream job detected, with their evidence",
+                        description="Stored anomaly events (newest last): series, kind, value against the "
+                                    "expected value and band, score.")
+    an.add_argument("--since", default="1h", help="window back from the latest anomaly (default 1h)")
+    an.add_argument("--service", help="only this service")
+    an.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    an.add_argument("--include-missing", action="store_true", help="also data gaps (kind 'missing')")
+    an.add_argument("--json", action="store_true", help="print a JSON list")
+    _add_backend_flags(an)
+    an.set_defaults(func=cmd_anomalies)
 
     st = sub.add_parser("stats", help="what the store holds: signals by kind, dead letters by reason",
                         description="Counts of stored signals by kind and of dead letters, with the top reasons.")

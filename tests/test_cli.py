@@ -11,7 +11,8 @@ from opscopilot.settings import Settings, SettingsError, redact_url
 from tests.conftest import run_cli
 
 
-@pytest.mark.parametrize("cmd", [[], ["run"], ["replay"], ["demo"], ["stats"], ["bench"]])
+@pytest.mark.parametrize("cmd", [[], ["run"], ["replay"], ["demo"], ["stats"], ["bench"], ["simulate"],
+                                 ["anomalies"], ["baseline"]])
 def test_every_command_has_help(cmd):
     p = run_cli(cmd + ["--help"])
     assert "usage: opscopilot" in p.stdout
@@ -45,6 +46,16 @@ def test_demo_streams_a_simulated_incident(tmp_path):
     assert "->" in p.stdout  # error-rate rollups before -> during the fault
     assert "anomalies detected online during the fault" in p.stdout and "after the fault began" in p.stdout
     assert not (tmp_path / "pg" / "postmaster.pid").exists()
+
+
+def test_anomalies_command_lists_what_the_demo_detected(tmp_path):
+    run_cli(["demo", "--data-dir", str(tmp_path), "--progress", "0"], timeout=300)
+    listed = json.loads(run_cli(["anomalies", "--json", "--since", "1d", "--limit", "500",
+                                 "--data-dir", str(tmp_path)]).stdout)
+    assert listed and all(a["lower"] <= a["expected"] <= a["upper"] for a in listed)
+    assert [a["ts"] for a in listed] == sorted(a["ts"] for a in listed)
+    p = run_cli(["anomalies", "--service", listed[-1]["service"], "--data-dir", str(tmp_path)])
+    assert listed[-1]["service"] in p.stdout and "expected" in p.stdout
 
 
 def test_demo_ingests_the_bundled_sample_and_stops_postgres(tmp_path):
