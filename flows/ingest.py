@@ -96,7 +96,9 @@ class _DedupeAndBatch(StatefulBatchLogic):
         self.seconds = seconds
         self.counters = counters
         self.detect = detect
-        self.deadline: Optional[datetime] = None
+        # rows restored from a snapshot must not wait for the next arrival to be flushed
+        self.deadline: Optional[datetime] = (
+            datetime.now(timezone.utc) + timedelta(seconds=seconds) if len(state.pending) else None)
 
     def _flush(self) -> list:
         out = self.state.pending
