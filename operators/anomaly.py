@@ -31,10 +31,9 @@ True
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
 from statistics import NormalDist
-from typing import Deque, Dict, List, Optional
+from typing import Dict, List, Optional
 
 _PHI = NormalDist()
 
@@ -135,7 +134,6 @@ than the warm-up; the history is dropped after the last one).
     varied: bool = False
     last_ts: Optional[int] = None
     step_ms: Optional[int] = None
-    recent: Deque[float] = field(default_factory=lambda: deque(maxlen=8))
     history: List[float] = field(default_factory=list)  # kept until the last re-detection
     fixed_period: bool = False
 

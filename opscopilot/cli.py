@@ -327,14 +327,13 @@ def _duration_s(text: str) -> int:
 
 def cmd_baseline(args: argparse.Namespace) -> int:
     """Warm the detectors from stored metric history and save their baselines."""
+    from flows.ingest import default_store_factory
     from operators.detect import DETECTOR, SeriesDetectors
     from schemas.signal import Signal
-    from sinks.clickhouse import ClickHouseStore
 
     settings = _settings(args)
     seconds = _duration_s(args.since)
-    store = ClickHouseStore(settings.resolved_clickhouse_url, settings.clickhouse_database)
-    store.migrate()
+    store = default_store_factory(settings)()
     t0 = time.monotonic()
     rows = store.query(
         "SELECT tenant, service, name, series, toUnixTimestamp64Milli(ts), value FROM {db}.signals "
@@ -352,11 +351,10 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
 def cmd_anomalies(args: argparse.Namespace) -> int:
     """List stored anomalies, newest last, with their evidence."""
-    from sinks.clickhouse import ClickHouseStore
+    from flows.ingest import default_store_factory
 
     settings = _settings(args)
-    store = ClickHouseStore(settings.resolved_clickhouse_url, settings.clickhouse_database)
-    store.migrate()
+    store = default_store_factory(settings)()
     where = ["ts >= (SELECT max(ts) FROM {db}.anomalies) - toIntervalSecond({s:UInt32})"]
     params: dict = {"s": _duration_s(args.since), "limit": args.limit}
     if args.service:
@@ -384,11 +382,10 @@ def cmd_anomalies(args: argparse.Namespace) -> int:
 
 def cmd_stats(args: argparse.Namespace) -> int:
     """Print what the store holds."""
-    from sinks.clickhouse import ClickHouseStore
+    from flows.ingest import default_store_factory
 
     settings = _settings(args)
-    store = ClickHouseStore(settings.resolved_clickhouse_url, settings.clickhouse_database)
-    store.migrate()
+    store = default_store_factory(settings)()
     counts = store.counts()
     out = {"store": repr(store), **counts,
            "dead_letter_reasons": [{"stage": s, "reason": r, "count": int(n)}

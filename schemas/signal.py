@@ -36,7 +36,6 @@ import msgspec
 import orjson
 import pyarrow as pa
 
-KINDS = ("metric", "log", "change", "alert")
 SEVERITIES = ("debug", "info", "warning", "error", "critical")
 
 # Column order of a normalized row; the ClickHouse table and the Arrow schema follow it.

