@@ -5,10 +5,14 @@ own) on one Bytewax worker; each figure is the median of ``--repeat`` runs (defa
 Baseline, run side by side on the same input: a bare Bytewax
 identity flow (Bytewax's own file / Kafka input, one item per record, ``map(identity)``, a
 sink that discards) - the ceiling of what any Bytewax flow can do with this input here.
+A second reference, ``store_only``: the same records decoded and converted to Arrow beforehand
+(not timed) and inserted into chdb in the sink's batch size - what the storage engine alone
+takes, with no parsing, validation or dedupe; no flow that stores its input can beat it.
 
 JSON keys: ``replay_signals_per_s``, ``kafka_signals_per_s``, ``ceiling_signals_per_s`` (the
 identity flow on the replay file), ``kafka_ceiling_signals_per_s``, ``replay_vs_ceiling``,
-``kafka_vs_ceiling``, ``peak_rss_mb`` (largest of our runs), plus the run record.
+``kafka_vs_ceiling``, ``store_only_signals_per_s``, ``peak_rss_mb`` (largest of our runs),
+plus the run record.
 """
 
 from __future__ import annotations
@@ -59,6 +63,9 @@ def _child(mode: str, data: str, work: str, brokers: str, topic: str) -> dict:
                 "dead_letters": t["dead_letters"], "store_signals": store.counts()["signals"],
                 "peak_rss_mb": _peak_rss_mb()}
 
+    if mode == "store_only":
+        return _store_only(data, work)
+
     import bytewax.operators as op
     from bytewax.dataflow import Dataflow
     from bytewax.outputs import DynamicSink, StatelessSinkPartition
@@ -94,6 +101,34 @@ def _child(mode: str, data: str, work: str, brokers: str, topic: str) -> dict:
     elapsed = time.perf_counter() - t0
     return {"mode": mode, "elapsed_s": elapsed, "read": sink.box[0], "stored": sink.box[0],
             "peak_rss_mb": _peak_rss_mb()}
+
+
+def _store_only(data: str, work: str, batch_rows: int = 20000) -> dict:
+    """chdb insert rate for pre-built Arrow batches (decode/validate/convert not timed)."""
+    from flows.ingest import default_store_factory
+    from operators.ingest import decode, validate
+    from opscopilot.settings import Settings
+    from schemas.batch import RawChunk
+    from schemas.signal import rows_to_arrow
+
+    settings = Settings.from_env({"OPSCOPILOT_DATA_DIR": work}, progress_seconds=0, detect=False)
+    store = default_store_factory(settings)()
+    now = int(time.time() * 1000)
+    with open(data, "rb") as f:
+        lines = [line.rstrip(b"\n") for line in f if line.strip()]
+    tables = []
+    for i in range(0, len(lines), batch_rows):
+        rows = validate(decode(RawChunk("bench", lines[i:i + batch_rows]), now, 1 << 20), now, now).rows
+        if rows:
+            tables.append(rows_to_arrow(rows))
+    del lines
+    t0 = time.perf_counter()
+    for t in tables:
+        store.client.insert_arrow(f"{store.db}.signals", t, settings={"max_partitions_per_insert_block": 1000})
+    elapsed = time.perf_counter() - t0
+    n = sum(t.num_rows for t in tables)
+    return {"mode": "store_only", "elapsed_s": elapsed, "read": n, "stored": n,
+            "store_signals": store.counts()["signals"], "peak_rss_mb": _peak_rss_mb()}
 
 
 def _run_child(mode: str, data: Path, work: Path, brokers: str = "", topic: str = "",
@@ -137,6 +172,8 @@ def main(args) -> int:
         runs["replay"] = _run_child("replay", data, work, repeat=repeat)
         print("run: identity flow, replay file", file=sys.stderr)
         runs["ceiling_replay"] = _run_child("ceiling_replay", data, work, repeat=repeat)
+        print("run: store only, pre-built Arrow batches -> chdb", file=sys.stderr)
+        runs["store_only"] = _run_child("store_only", data, work, repeat=repeat)
         if not args.skip_kafka:
             from sinks.kafka import ensure_topic, produce
 
@@ -160,7 +197,7 @@ def main(args) -> int:
     def rate(r: Optional[dict]) -> Optional[float]:
         return round(r["read"] / r["elapsed_s"], 1) if r else None
 
-    for name in ("replay", "kafka"):
+    for name in ("replay", "kafka", "store_only"):
         r = runs.get(name)
         if r and r["store_signals"] != r["stored"]:
             raise RuntimeError(f"{name}: stored {r['store_signals']} != counted {r['stored']}")
@@ -169,8 +206,10 @@ def main(args) -> int:
         "kafka_signals_per_s": rate(runs.get("kafka")),
         "ceiling_signals_per_s": rate(runs["ceiling_replay"]),
         "kafka_ceiling_signals_per_s": rate(runs.get("ceiling_kafka")),
+        "store_only_signals_per_s": rate(runs["store_only"]),
         "peak_rss_mb": round(max(runs[k]["peak_rss_mb"] for k in ("replay", "kafka") if k in runs), 1),
         "ceiling_peak_rss_mb": round(max(runs[k]["peak_rss_mb"] for k in runs if k.startswith("ceiling")), 1),
+        "store_only_peak_rss_mb": round(runs["store_only"]["peak_rss_mb"], 1),
         "signals": n,
         "workers": 1,
         "commit": commit(),
@@ -190,6 +229,10 @@ def main(args) -> int:
             print(f"{name:<10}{rate(runs[name]):>14,.0f}{rate(runs[ceil]):>14,.0f}"
                   f"{rate(runs[name]) / rate(runs[ceil]):>8.2f}{runs[name]['peak_rss_mb']:>13.0f}"
                   f"{runs[name]['stored']:>12,}")
+    so = rate(runs["store_only"])
+    print(f"store only (pre-built Arrow -> chdb, no parse/validate/dedupe): {so:,.0f}/s = "
+          f"{so / rate(runs['ceiling_replay']):.2f} of the replay identity ceiling; ours replay = "
+          f"{rate(runs['replay']) / so:.2f} of store-only")
     write_json(args.json_out, out)
     return 0
 
