@@ -7,8 +7,17 @@ per series, pages grouped by time into incidents, "blame the latest change", roo
 by recent change then first anomaly, and a digits-masking novelty check. Their numbers are the
 first row of the scoreboard.
 
+Anomaly detection is scored three ways: per gold window of each series (``anomaly_recall``,
+``anomaly_precision``: every detection outside a gold window is a false-alarm event;
+``anomaly_delay_steps_median``), per injected fault (``fault_recall``: a fault counts as
+caught when any series of its blast radius is flagged inside one of its gold windows;
+``fault_delay_steps_median`` from the first of those windows), and against real effects
+(``anomaly_precision_effects``: a detection inside the gold's effect windows, where the fault
+moved the series beyond its noise but less than the must-catch tolerance, is not a false
+alarm). The same keys with a ``baseline_`` prefix are the 3-sigma baseline's.
+
 JSON keys: ``scenarios``, ``anomaly_recall``, ``anomaly_precision``, ``anomaly_delay_steps_median``,
-``tagging_accuracy``, ``blast_radius_jaccard``, ``grouping_one_per_fault``, ``novel_error_recall``,
+``fault_recall``, ``fault_delay_steps_median``, ``anomaly_precision_effects``, ``tagging_accuracy``, ``blast_radius_jaccard``, ``grouping_one_per_fault``, ``novel_error_recall``,
 ``novel_error_precision``, ``rca_ac1``, ``rca_ac3``, ``rca_avg5``.
 """
 
@@ -82,6 +91,47 @@ def observe(run) -> Observed:
     return obs
 
 
+def _outside(det: List[bool], effects: List[Tuple[int, int]], windows: List[Tuple[int, int]]) -> List[bool]:
+    """``det`` without the detections that lie in an effect window but in no gold window."""
+    if not effects:
+        return det
+    out = list(det)
+    gold = [False] * len(det)
+    for lo, hi in windows:
+        gold[lo:hi + 1] = [True] * (hi + 1 - lo)
+    for lo, hi in effects:
+        for i in range(lo, hi + 1):
+            if out[i] and not gold[i]:
+                out[i] = False
+    return out
+
+
+def _score_faults(gold: dict, gold_windows: dict, fired: List[Tuple[Tuple[str, str], List[int]]],
+                  found: List[Optional[float]]) -> None:
+    """Per injected fault: was any series of its blast radius flagged inside one of its gold
+    windows (those overlapping the fault's span), and how many steps after the first of those
+    windows opened. Appends the delay in steps, or None for a missed fault."""
+    step = gold["step_ms"]
+    by_key = dict(fired)
+    for f in gold["faults"]:
+        lo_ms, hi_ms = f["start_ms"], f["end_ms"] + 30 * step
+        first_window, first_hit = None, None
+        for svc in f["blast_radius"]:
+            for (s, metric), wins in gold_windows.items():
+                if s != svc:
+                    continue
+                for a, b in wins:
+                    if b < lo_ms or a > hi_ms:
+                        continue
+                    first_window = a if first_window is None else min(first_window, a)
+                    hit = next((t for t in by_key.get((s, metric), ()) if a <= t < b), None)
+                    if hit is not None:
+                        first_hit = hit if first_hit is None else min(first_hit, hit)
+        if first_window is None:
+            continue  # the fault left no gold window (too mild to be caught): not scored
+        found.append(None if first_hit is None else max(0.0, (first_hit - first_window) / step))
+
+
 @dataclass
 class Incident:
     start: int
@@ -109,20 +159,31 @@ def score_scenario(run, acc: dict, plot_path: Optional[Path] = None) -> None:
     obs = observe(run)
     # -- anomaly detection: each detector per series, scored against the gold windows
     gold_windows = {(w["service"], w["metric"]): w["windows"] for w in gold["anomaly_windows"]}
+    effect_windows = {(w["service"], w["metric"]): w["windows"] for w in gold.get("effect_windows", [])}
     detections_at: Dict[str, List[int]] = defaultdict(list)  # service -> detection times (ours)
     detections: Dict[Tuple[str, str], List[int]] = {}
     for key, points in obs.metrics.items():
         ts = [p[0] for p in points]
         values = [p[1] for p in points]
         windows = S.window_indices(ts, [tuple(w) for w in gold_windows.get(key, [])])
+        effects = S.window_indices(ts, [tuple(w) for w in effect_windows.get(key, [])])
         for name, detect in DETECTORS.items():
             det = detect(ts, values)
             result = S.window_detection(det, windows, merge_gap=3)
             acc["anomaly"][name].append(result)
             acc["delay_steps"][name].extend(result.delays)
+            # precision against real effects: a detection inside an effect window (the fault
+            # moved the series beyond its noise, below the must-catch tolerance) is no false alarm
+            acc["fp_effect"][name] += S.window_detection(_outside(det, effects, windows), windows,
+                                                         merge_gap=3).fp
+            fired = [t for t, d in zip(ts, det) if d]
+            acc["fault_hits"][name].append((key, fired))
             if name == "seasonal":
-                detections[key] = [t for t, d in zip(ts, det) if d]
-                detections_at[key[0]].extend(detections[key])
+                detections[key] = fired
+                detections_at[key[0]].extend(fired)
+    for name in DETECTORS:
+        _score_faults(gold, gold_windows, acc["fault_hits"][name], acc["faults_found"][name])
+        acc["fault_hits"][name] = []
     if plot_path is not None:
         from benchmarks.plots import plot_scenario
 
@@ -163,7 +224,9 @@ def score_scenario(run, acc: dict, plot_path: Optional[Path] = None) -> None:
 
 def run_suite(scenarios, progress: bool = True, plots: Optional[Path] = None, plot_limit: int = 20) -> dict:
     acc = {"anomaly": {n: [] for n in DETECTORS}, "grouping": [], "tagging": [], "rca": [], "blast": [],
-           "novel": [], "delay_steps": {n: [] for n in DETECTORS}, "scenarios": 0}
+           "novel": [], "delay_steps": {n: [] for n in DETECTORS}, "scenarios": 0,
+           "fp_effect": {n: 0 for n in DETECTORS}, "fault_hits": {n: [] for n in DETECTORS},
+           "faults_found": {n: [] for n in DETECTORS}}
     t0 = time.monotonic()
     for i, sc in enumerate(scenarios, 1):
         plot = Path(plots) / f"{sc.name}.png" if plots and i <= plot_limit else None
@@ -174,16 +237,28 @@ def run_suite(scenarios, progress: bool = True, plots: Optional[Path] = None, pl
     base = S.combine_window_detection(acc["anomaly"]["three_sigma"])
     novel = S.novelty_scores(acc["novel"])
     tags = acc["tagging"]
+
+    def fault_figures(name: str, prefix: str) -> dict:
+        found = acc["faults_found"][name]
+        delays = [d for d in found if d is not None]
+        tp = (det if name == "seasonal" else base).tp
+        fp = acc["fp_effect"][name]
+        return {f"{prefix}fault_recall": round(len(delays) / len(found), 4) if found else None,
+                f"{prefix}fault_delay_steps_median": float(statistics.median(delays)) if delays else None,
+                f"{prefix}anomaly_precision_effects": round(tp / (tp + fp), 4) if tp + fp else None}
+
     return {
         "scenarios": acc["scenarios"],
         "anomaly_recall": round(det.recall, 4),
         "anomaly_precision": round(det.precision, 4),
         "anomaly_delay_steps_median": (float(statistics.median(acc["delay_steps"]["seasonal"]))
                                        if acc["delay_steps"]["seasonal"] else None),
+        **fault_figures("seasonal", ""),
         "baseline_anomaly_recall": round(base.recall, 4),
         "baseline_anomaly_precision": round(base.precision, 4),
         "baseline_anomaly_delay_steps_median": (float(statistics.median(acc["delay_steps"]["three_sigma"]))
                                                 if acc["delay_steps"]["three_sigma"] else None),
+        **fault_figures("three_sigma", "baseline_"),
         "tagging_accuracy": round(S.tagging_accuracy([p for p, _ in tags], [g for _, g in tags]), 4) if tags else None,
         "blast_radius_jaccard": round(sum(acc["blast"]) / len(acc["blast"]), 4) if acc["blast"] else None,
         "grouping_one_per_fault": round(sum(acc["grouping"]) / len(acc["grouping"]), 4),
@@ -206,7 +281,8 @@ def main(args) -> int:
     res = run_suite(scenarios, plots=args.plots)
     res["detector"] = ("ours: operators.anomaly.SeasonalDetector; baselines: 3-sigma (60-step trailing "
                        "window), blame latest change, mask novelty")
-    keys = ("anomaly_recall", "anomaly_precision", "anomaly_delay_steps_median", "tagging_accuracy",
+    keys = ("anomaly_recall", "anomaly_precision", "anomaly_delay_steps_median", "fault_recall",
+            "fault_delay_steps_median", "anomaly_precision_effects", "tagging_accuracy",
             "blast_radius_jaccard", "grouping_one_per_fault", "novel_error_recall", "novel_error_precision",
             "rca_ac1", "rca_ac3", "rca_avg5")
     print(f"\ngold suite: {res['scenarios']} scenarios, {res['faults']} faults ({res['elapsed_s']}s)")
@@ -214,7 +290,7 @@ def main(args) -> int:
     for k in keys:
         v = res[k]
         b = res.get(f"baseline_{k}")
-        if b is None and not k.startswith("anomaly"):
+        if b is None and not k.startswith(("anomaly", "fault")):
             v, b = None, v  # stages not built yet: only their baseline has a number
         cell = lambda x: "-" if x is None else format(x, ".4g")  # noqa: E731
         print(f"{k:<30}{cell(v):>12}{cell(b):>12}")

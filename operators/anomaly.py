@@ -33,9 +33,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from statistics import NormalDist
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 _PHI = NormalDist()
+_T_CACHE: Dict[Tuple[float, int], float] = {}
+
+
+def t_critical(p_two_sided: float, df: int) -> float:
+    """The Student-t quantile ``t_{1 - p/2, df}`` (cached: detectors ask for few distinct dfs).
+
+    >>> round(t_critical(0.05, 1000), 2), round(t_critical(0.05, 10), 2)
+    (1.96, 2.23)
+    """
+    key = (p_two_sided, df)
+    v = _T_CACHE.get(key)
+    if v is None:
+        from scipy.stats import t as student_t
+
+        v = _T_CACHE[key] = float(student_t.ppf(1.0 - p_two_sided / 2.0, df))
+    return v
 
 
 @dataclass
@@ -118,6 +134,10 @@ than the warm-up; the history is dropped after the last one).
     flat_run: int = 30
     gap_factor: float = 5.0  # a time gap over this many usual steps is missing data (0: off)
     redetect_at: tuple = (500, 1000)  # points at which to look for the period again (): never
+    phase_jitter: float = 0.02  # per-phase scale: look this fraction of the period either side (>= 1 phase)
+    phase_cap: float = 10.0  # the per-phase scale learns |residuals| up to this many sigmas
+    phase_margin: float = 1.5  # a phase's own scale counts when it exceeds the global one this much
+    t_scale: bool = True  # critical values from Student's t for the estimated scale (False: normal)
     # -- state
     n: int = 0
     buf: List[float] = field(default_factory=list)
@@ -125,6 +145,8 @@ than the warm-up; the history is dropped after the last one).
     slope: float = 0.0
     season: List[float] = field(default_factory=list)
     mad: float = 0.0
+    pmad: List[float] = field(default_factory=list)  # per-phase mean |residual| (seasonal scale)
+    scale_n: int = 0  # effective number of residuals behind the scale estimate (its t dof)
     cs_hi: float = 0.0
     cs_lo: float = 0.0
     var_short: float = 1.0
@@ -169,8 +191,20 @@ than the warm-up; the history is dropped after the last one).
         start = n0 + len(buf) - len(tail)
         self.level = sum(tail[i] - self.season[(start + i) % p] for i in range(len(tail))) / len(tail)
         self.slope = 0.0
-        resid = sorted(abs(buf[i] - self.level - self.season[(n0 + i) % p]) for i in range(len(buf)))
+        absr = [abs(buf[i] - self.level - self.season[(n0 + i) % p]) for i in range(len(buf))]
+        resid = sorted(absr)
         self.mad = max(resid[len(resid) // 2], 1e-9)
+        self.scale_n = max(self.scale_n, 3, int(0.37 * len(buf)))  # a median's efficiency: 0.37
+        self.pmad = [self.mad] * p
+        if p > 1:
+            # per-phase scale: the median |residual| of each phase, never below the global one
+            per: List[List[float]] = [[] for _ in range(p)]
+            for i, a in enumerate(absr):
+                per[(n0 + i) % p].append(a)
+            for k, xs in enumerate(per):
+                if xs:
+                    xs.sort()
+                    self.pmad[k] = max(self.mad, xs[len(xs) // 2])
 
     def _init_from_buffer(self) -> None:
         buf = self.buf
@@ -226,10 +260,30 @@ than the warm-up; the history is dropped after the last one).
         p = self.period or 1
         phase = i % p
         expected = self.level + self.slope + self.season[phase]
-        sigma = max(1.2533 * self.mad, 1e-9 + 1e-6 * abs(expected))
+        scale = self.mad
+        if p > 1:
+            # seasonal scale: some phases are noisier (edges of a daily cycle, a nightly job);
+            # the largest per-phase scale near this phase absorbs a little timing jitter
+            # (estimates from few points scatter: only a phase well above the global scale,
+            # by the factor phase_margin, widens the band)
+            w = max(1, int(round(self.phase_jitter * p)))
+            pm = self.pmad
+            top = max(pm[k % p] for k in range(phase - w, phase + w + 1)) / self.phase_margin
+            if top > scale:
+                scale = top
+        sigma = max(1.2533 * scale, 1e-9 + 1e-6 * abs(expected))
         r = value - expected
         z = r / sigma
-        lam = self.lam
+        if self.t_scale:
+            # the scale is estimated, from few points early on: the critical value is Student's
+            # t with the estimate's effective degrees of freedom (an EWMA of rate a holds about
+            # 2/a - 1 points), which tends to the normal one as the estimate firms up
+            df_max = int(2.0 / self.scale_alpha) - 1
+            if self.scale_n < df_max:
+                self.scale_n += 1
+            lam = t_critical(self.alpha / self.window, self.scale_n)
+        else:
+            lam = self.lam
 
         # spike (ESD critical value) and CUSUM (level shift) and variance ratio
         spike = abs(z) / lam
@@ -263,6 +317,8 @@ than the warm-up; the history is dropped after the last one).
         self.slope += self.slope_beta * self.level_alpha * rw
         if p > 1:
             self.season[phase] += self.season_gamma * (1.0 - self.level_alpha) * rw
+            pm = self.pmad
+            pm[phase] = max(self.mad, pm[phase] + self.season_gamma * (min(abs(r), self.phase_cap * sigma) - pm[phase]))
         self.mad += self.scale_alpha * (min(abs(r), 3.0 * sigma / 1.2533) - self.mad)
         band = lam * sigma
         return Verdict(ts, value, score, expected, expected - band, expected + band,

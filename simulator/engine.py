@@ -10,7 +10,11 @@ Faults change a service's *own* behaviour (latency multiplier, added errors, CPU
 capacity, edge traffic); propagation then carries the effect to callers. The simulation runs
 twice with the same noise, with and without the faults: where the two differ by more than a
 metric's tolerance is the gold anomaly window of that series, and the services with any such
-window form the blast radius.
+window form the blast radius. The tolerances are large on purpose (what a detector must
+catch); smaller but real effects are the *effect windows*: where the two runs differ by more
+than ``EFFECT_SIGMAS`` times the series' own noise (estimated from the clean run), plus a
+settling tail of ``SETTLE_STEPS``. A detection there is not a false alarm, though missing it
+is not a miss either.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ TOLERANCE = {
     "latency_p95_ms": ("rel", 0.35), "latency_p99_ms": ("rel", 0.35), "cpu_utilization": ("abs", 0.12),
     "memory_mb": ("rel", 0.25), "saturation": ("abs", 0.15),
 }
+EFFECT_SIGMAS = 3.0  # an effect this many noise standard deviations wide is real
+SETTLE_STEPS = 30  # steps after an effect ends that still belong to it (the series settles)
 
 
 @dataclass
@@ -142,4 +148,41 @@ def anomaly_windows(faulted: Simulated, clean: Simulated, fleet: Fleet, start_ms
                 else:
                     runs.append([s, s])
             out[(name, m)] = [(start_ms + r0 * step_ms, start_ms + (r1 + 1) * step_ms) for r0, r1 in runs]
+    return out
+
+
+def noise_sd(series: np.ndarray) -> float:
+    """Robust noise scale of a series: MAD of its first differences / sqrt(2) (trend and
+    seasonality barely move from one step to the next; a rare jump does not count)."""
+    if series.size < 3:
+        return 0.0
+    d = np.diff(series)
+    return float(1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2.0))
+
+
+def effect_windows(faulted: Simulated, clean: Simulated, fleet: Fleet, start_ms: int, step_ms: int,
+                   sigmas: float = EFFECT_SIGMAS, settle: int = SETTLE_STEPS
+                   ) -> Dict[Tuple[str, str], List[Tuple[int, int]]]:
+    """(service, metric) -> [(start_ms, end_ms)] where the faults moved the series by more
+    than ``sigmas`` of its noise (at least 1% of its value), each extended by ``settle`` steps."""
+    out: Dict[Tuple[str, str], List[Tuple[int, int]]] = {}
+    for m in METRICS:
+        a, b = faulted.values[m], clean.values[m]
+        for i, name in enumerate(fleet.names):
+            diff = np.abs(a[i] - b[i])
+            if not diff.any():
+                continue
+            thr = np.maximum(sigmas * noise_sd(b[i]), 0.01 * np.abs(b[i]) + 1e-12)
+            steps = np.flatnonzero(diff > thr)
+            if steps.size == 0:
+                continue
+            runs: List[List[int]] = []
+            for s in steps.tolist():
+                if runs and s - runs[-1][1] <= settle + 1:
+                    runs[-1][1] = s
+                else:
+                    runs.append([s, s])
+            last = b.shape[1] - 1
+            out[(name, m)] = [(start_ms + r0 * step_ms, start_ms + (min(r1 + settle, last) + 1) * step_ms)
+                              for r0, r1 in runs]
     return out

@@ -24,7 +24,7 @@ import numpy as np
 import orjson
 
 from simulator import logs as L
-from simulator.engine import METRICS, Effects, anomaly_windows, run, seasonal_traffic
+from simulator.engine import METRICS, Effects, anomaly_windows, effect_windows, run, seasonal_traffic
 from simulator.fleet import Fleet, build_fleet
 
 FAULT_TYPES = ("bad_deploy", "memory_leak", "cpu_hog", "dependency_outage", "misconfiguration",
@@ -108,6 +108,7 @@ class Run:
         self.clean = run(self.fleet, self.edge_rps, neutral, noise_seed)
         self.faulted = run(self.fleet, self.edge_rps, self._effects(self.faults), noise_seed)
         self.windows = anomaly_windows(self.faulted, self.clean, self.fleet, self.start_ms, self.step_ms)
+        self.effects = effect_windows(self.faulted, self.clean, self.fleet, self.start_ms, self.step_ms)
         self.per_fault = {}
         for f in self.faults:
             alone = run(self.fleet, self.edge_rps, self._effects([f]), noise_seed)
@@ -280,6 +281,8 @@ class Run:
             "changes": self.changes,
             "alerts": self.alerts,
             "anomaly_windows": windows,
+            "effect_windows": [{"service": s, "metric": m, "windows": [list(w) for w in ws]}
+                               for (s, m), ws in sorted(self.effects.items())],
             "incidents": [{"fault_id": f["id"], "services": f["blast_radius"], "alert_ids": f["alert_ids"]}
                           for f in faults],
         }
