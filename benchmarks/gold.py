@@ -11,13 +11,17 @@ Anomaly detection is scored three ways: per gold window of each series (``anomal
 ``anomaly_precision``: every detection outside a gold window is a false-alarm event;
 ``anomaly_delay_steps_median``), per injected fault (``fault_recall``: a fault counts as
 caught when any series of its blast radius is flagged inside one of its gold windows;
-``fault_delay_steps_median`` from the first of those windows), and against real effects
+``fault_delay_steps_median`` from the first of those windows), per episode (``episode_recall``,
+``episode_delay_steps_median``: gold windows of a series that lie in one effect window are one
+episode, which a detector reports once; detecting it while the effect builds up, before the
+gold window opens, counts with delay 0), and against real effects
 (``anomaly_precision_effects``: a detection inside the gold's effect windows, where the fault
 moved the series beyond its noise but less than the must-catch tolerance, is not a false
 alarm). The same keys with a ``baseline_`` prefix are the 3-sigma baseline's.
 
 JSON keys: ``scenarios``, ``anomaly_recall``, ``anomaly_precision``, ``anomaly_delay_steps_median``,
-``fault_recall``, ``fault_delay_steps_median``, ``anomaly_precision_effects``, ``tagging_accuracy``, ``blast_radius_jaccard``, ``grouping_one_per_fault``, ``novel_error_recall``,
+``fault_recall``, ``fault_delay_steps_median``, ``episode_recall``, ``episode_delay_steps_median``,
+``anomaly_precision_effects``, ``tagging_accuracy``, ``blast_radius_jaccard``, ``grouping_one_per_fault``, ``novel_error_recall``,
 ``novel_error_precision``, ``rca_ac1``, ``rca_ac3``, ``rca_avg5``.
 """
 
@@ -106,6 +110,36 @@ def _outside(det: List[bool], effects: List[Tuple[int, int]], windows: List[Tupl
     return out
 
 
+def episodes(windows: List[Tuple[int, int]], effects: List[Tuple[int, int]]) -> List[Tuple[int, int, int]]:
+    """Gold windows grouped into episodes: the gold windows lying in one effect window (the
+    fault's effect never fell back within the noise between them) are one episode, which
+    begins where that effect window begins. Returns (start, end, first gold row) per episode.
+
+    >>> episodes([(10, 12), (16, 20), (40, 41)], [(5, 25)])
+    [(5, 20, 10), (40, 41, 40)]
+    """
+    out: List[Tuple[int, int, int]] = []
+    for lo, hi in sorted(windows):
+        e = next(((a, b) for a, b in effects if a <= hi and b >= lo), None)
+        if e is not None and out and out[-1][0] == min(e[0], lo) and out[-1][0] <= lo:
+            out[-1] = (out[-1][0], hi, out[-1][2])
+        else:
+            out.append((min(e[0], lo) if e else lo, hi, lo))
+    return out
+
+
+def episode_detection(det: List[bool], eps: List[Tuple[int, int, int]]) -> Tuple[int, int, List[int]]:
+    """(episodes detected, episodes missed, delays in steps from each detected episode's first
+    gold row; a detection while the effect built up, before that row, has delay 0)."""
+    hit, delays = 0, []
+    for lo, hi, g in eps:
+        first = next((i for i in range(lo, hi + 1) if det[i]), None)
+        if first is not None:
+            hit += 1
+            delays.append(max(0, first - g))
+    return hit, len(eps) - hit, delays
+
+
 def _score_faults(gold: dict, gold_windows: dict, fired: List[Tuple[Tuple[str, str], List[int]]],
                   found: List[Optional[float]]) -> None:
     """Per injected fault: was any series of its blast radius flagged inside one of its gold
@@ -176,6 +210,7 @@ def score_scenario(run, acc: dict, plot_path: Optional[Path] = None) -> None:
             # moved the series beyond its noise, below the must-catch tolerance) is no false alarm
             acc["fp_effect"][name] += S.window_detection(_outside(det, effects, windows), windows,
                                                          merge_gap=3).fp
+            acc["episodes"][name].append(episode_detection(det, episodes(windows, effects)))
             fired = [t for t, d in zip(ts, det) if d]
             acc["fault_hits"][name].append((key, fired))
             if name == "seasonal":
@@ -226,7 +261,7 @@ def run_suite(scenarios, progress: bool = True, plots: Optional[Path] = None, pl
     acc = {"anomaly": {n: [] for n in DETECTORS}, "grouping": [], "tagging": [], "rca": [], "blast": [],
            "novel": [], "delay_steps": {n: [] for n in DETECTORS}, "scenarios": 0,
            "fp_effect": {n: 0 for n in DETECTORS}, "fault_hits": {n: [] for n in DETECTORS},
-           "faults_found": {n: [] for n in DETECTORS}}
+           "faults_found": {n: [] for n in DETECTORS}, "episodes": {n: [] for n in DETECTORS}}
     t0 = time.monotonic()
     for i, sc in enumerate(scenarios, 1):
         plot = Path(plots) / f"{sc.name}.png" if plots and i <= plot_limit else None
@@ -243,7 +278,12 @@ def run_suite(scenarios, progress: bool = True, plots: Optional[Path] = None, pl
         delays = [d for d in found if d is not None]
         tp = (det if name == "seasonal" else base).tp
         fp = acc["fp_effect"][name]
+        eps = acc["episodes"][name]
+        ep_hit, ep_n = sum(e[0] for e in eps), sum(e[0] + e[1] for e in eps)
+        ep_delays = [d for e in eps for d in e[2]]
         return {f"{prefix}fault_recall": round(len(delays) / len(found), 4) if found else None,
+                f"{prefix}episode_recall": round(ep_hit / ep_n, 4) if ep_n else None,
+                f"{prefix}episode_delay_steps_median": float(statistics.median(ep_delays)) if ep_delays else None,
                 f"{prefix}fault_delay_steps_median": float(statistics.median(delays)) if delays else None,
                 f"{prefix}anomaly_precision_effects": round(tp / (tp + fp), 4) if tp + fp else None}
 
@@ -282,7 +322,8 @@ def main(args) -> int:
     res["detector"] = ("ours: operators.anomaly.SeasonalDetector; baselines: 3-sigma (60-step trailing "
                        "window), blame latest change, mask novelty")
     keys = ("anomaly_recall", "anomaly_precision", "anomaly_delay_steps_median", "fault_recall",
-            "fault_delay_steps_median", "anomaly_precision_effects", "tagging_accuracy",
+            "fault_delay_steps_median", "episode_recall", "episode_delay_steps_median",
+            "anomaly_precision_effects", "tagging_accuracy",
             "blast_radius_jaccard", "grouping_one_per_fault", "novel_error_recall", "novel_error_precision",
             "rca_ac1", "rca_ac3", "rca_avg5")
     print(f"\ngold suite: {res['scenarios']} scenarios, {res['faults']} faults ({res['elapsed_s']}s)")

@@ -72,6 +72,18 @@ class Verdict:
         return self.score >= 0.5
 
 
+def _tail_quantile(k: int, n: int) -> float:
+    """Phi^-1(1 - k / 2n): the k-th largest |z| of n standard normal points, roughly."""
+    key = (k, n // 10)
+    v = _Q_CACHE.get(key)
+    if v is None:
+        v = _Q_CACHE[key] = _PHI.inv_cdf(1.0 - k / (2.0 * max(n // 10 * 10, 10)))
+    return v
+
+
+_Q_CACHE: Dict[Tuple[int, int], float] = {}
+
+
 def find_period(values: List[float], min_lag: int = 4, max_lag: Optional[int] = None,
                 min_acf: float = 0.3) -> Optional[int]:
     """The lag of the highest autocorrelation peak (a local maximum above ``min_acf``), or None.
@@ -137,6 +149,7 @@ than the warm-up; the history is dropped after the last one).
     phase_jitter: float = 0.02  # per-phase scale: look this fraction of the period either side (>= 1 phase)
     phase_cap: float = 10.0  # the per-phase scale learns |residuals| up to this many sigmas
     phase_margin: float = 1.5  # a phase's own scale counts when it exceeds the global one this much
+    tail_q: float = 0.01  # tail-consistent scale from this upper fraction of recent |residuals| (0: off)
     t_scale: bool = True  # critical values from Student's t for the estimated scale (False: normal)
     # -- state
     n: int = 0
@@ -147,6 +160,11 @@ than the warm-up; the history is dropped after the last one).
     mad: float = 0.0
     pmad: List[float] = field(default_factory=list)  # per-phase mean |residual| (seasonal scale)
     scale_n: int = 0  # effective number of residuals behind the scale estimate (its t dof)
+    tail_cur: List[float] = field(default_factory=list)  # largest |residuals| of the current block
+    tail_prev: List[float] = field(default_factory=list)  # ... of the block before
+    tail_n: int = 0  # points in the current block
+    tail_prev_n: int = 0
+    tail_floor_v: float = -1.0  # cached floor (-1: to compute)
     cs_hi: float = 0.0
     cs_lo: float = 0.0
     var_short: float = 1.0
@@ -195,6 +213,14 @@ than the warm-up; the history is dropped after the last one).
         resid = sorted(absr)
         self.mad = max(resid[len(resid) // 2], 1e-9)
         self.scale_n = max(self.scale_n, 3, int(0.37 * len(buf)))  # a median's efficiency: 0.37
+        # the tail starts from one-step changes of the deseasonalized history (|diff| / sqrt 2
+        # has the noise's scale and tails; the fit's own residuals would also hold the misfit
+        # of a constant level to a trending warm-up)
+        ds = [buf[i] - self.season[(n0 + i) % p] for i in range(len(buf))]
+        steps = [abs(ds[i] - ds[i - 1]) * 0.7071 for i in range(1, len(ds))]
+        self.tail_prev, self.tail_prev_n = sorted(steps, reverse=True)[:self._tail_keep()], len(steps)
+        self.tail_cur, self.tail_n = [], 0
+        self.tail_floor_v = -1.0
         self.pmad = [self.mad] * p
         if p > 1:
             # per-phase scale: the median |residual| of each phase, never below the global one
@@ -205,6 +231,45 @@ than the warm-up; the history is dropped after the last one).
                 if xs:
                     xs.sort()
                     self.pmad[k] = max(self.mad, xs[len(xs) // 2])
+
+    def _tail_keep(self) -> int:
+        return max(1, int(self.tail_q * self.window) + 1)
+
+    def _tail_add(self, a: float) -> None:
+        cur = self.tail_cur
+        keep = self._tail_keep()
+        if len(cur) < keep or a > cur[-1]:
+            # cur is sorted, largest first
+            k = len(cur)
+            while k and cur[k - 1] < a:
+                k -= 1
+            cur.insert(k, a)
+            if len(cur) > keep:
+                cur.pop()
+            self.tail_floor_v = -1.0
+        self.tail_n += 1
+        if self.tail_n % 10 == 0:
+            self.tail_floor_v = -1.0  # the count moved the rank
+        if self.tail_n >= self.window // 2:
+            self.tail_prev, self.tail_prev_n = cur, self.tail_n
+            self.tail_cur, self.tail_n = [], 0
+
+    def _tail_floor(self) -> float:
+        """sigma at which the (1 - tail_q) quantile of the last ~window |residuals| is the
+        Gaussian one: the k-th largest |r| of n points / Phi^-1(1 - k / 2n)."""
+        if self.tail_floor_v >= 0.0:
+            return self.tail_floor_v
+        self.tail_floor_v = 0.0
+        n = self.tail_n + self.tail_prev_n
+        if n < 20:
+            return 0.0
+        k = max(1, int(round(self.tail_q * n)))
+        top = self.tail_cur + self.tail_prev
+        if len(top) < k:
+            return 0.0
+        top = sorted(top, reverse=True) if self.tail_cur and self.tail_prev else top
+        self.tail_floor_v = top[k - 1] / _tail_quantile(k, n)
+        return self.tail_floor_v
 
     def _init_from_buffer(self) -> None:
         buf = self.buf
@@ -268,10 +333,20 @@ than the warm-up; the history is dropped after the last one).
             # by the factor phase_margin, widens the band)
             w = max(1, int(round(self.phase_jitter * p)))
             pm = self.pmad
-            top = max(pm[k % p] for k in range(phase - w, phase + w + 1)) / self.phase_margin
+            lo, hi = phase - w, phase + w + 1
+            top = (max(pm[lo:hi]) if lo >= 0 and hi <= p else max(pm[k % p] for k in range(lo, hi)))
+            top /= self.phase_margin
             if top > scale:
                 scale = top
         sigma = max(1.2533 * scale, 1e-9 + 1e-6 * abs(expected))
+        if self.tail_q:
+            # tail-consistent scale: the series' recent |residuals| have an upper percentile
+            # (tail_q) that Gaussian noise of scale sigma would rarely reach? Then its noise is
+            # heavier-tailed (or clipped at zero) than the median says: widen sigma until that
+            # percentile is an ordinary one. One or two outliers do not move a percentile.
+            floor = self._tail_floor()
+            if floor > sigma:
+                sigma = floor
         r = value - expected
         z = r / sigma
         if self.t_scale:
@@ -320,6 +395,8 @@ than the warm-up; the history is dropped after the last one).
             pm = self.pmad
             pm[phase] = max(self.mad, pm[phase] + self.season_gamma * (min(abs(r), self.phase_cap * sigma) - pm[phase]))
         self.mad += self.scale_alpha * (min(abs(r), 3.0 * sigma / 1.2533) - self.mad)
+        if self.tail_q:
+            self._tail_add(min(abs(r), self.phase_cap * sigma))
         band = lam * sigma
         return Verdict(ts, value, score, expected, expected - band, expected + band,
                        (1 if r > 0 else -1) if alarm else 0, kind if alarm else "", parts, gap)
