@@ -85,35 +85,53 @@ _Q_CACHE: Dict[Tuple[int, int], float] = {}
 
 
 def find_period(values: List[float], min_lag: int = 4, max_lag: Optional[int] = None,
-                min_acf: float = 0.3) -> Optional[int]:
-    """The lag of the highest autocorrelation peak (a local maximum above ``min_acf``), or None.
+                min_acf: float = 0.3, prominence: float = 0.2) -> Optional[int]:
+    """The lag of the highest autocorrelation peak, or None.
+
+    The series is detrended (least squares line) first; a peak must be a local maximum above
+    ``min_acf`` that stands ``prominence`` above the lowest autocorrelation at a shorter lag
+    (a slow trend or cycle longer than the history gives a slowly decaying ACF whose noise
+    wiggles are no period). The lag is then refined among its neighbours by the mean ACF at
+    its multiples, which a true period keeps high.
 
     >>> find_period([float(i % 7) for i in range(200)])
     7
+    >>> import math, random
+    >>> rng = random.Random(1)  # a sixth of a slow cycle: no period in sight
+    >>> find_period([3 * math.sin(i / 100) + rng.gauss(0, 0.3) for i in range(100)]) is None
+    True
     """
+    import numpy as np
+
     n = len(values)
     max_lag = max_lag or n // 3
     if n < 3 * min_lag or max_lag <= min_lag:
         return None
-    mean = sum(values) / n
-    dev = [v - mean for v in values]
-    var = sum(d * d for d in dev)
-    if var <= 0:
+    x = np.asarray(values, dtype=np.float64)
+    t = np.arange(n, dtype=np.float64)
+    slope, icept = np.polyfit(t, x, 1) if n > 2 else (0.0, float(x.mean()))
+    dev = x - (slope * t + icept)
+    var = float(dev @ dev)
+    if not var > 0:
         return None
-    try:
-        import numpy as np
-
-        a = np.asarray(dev)
-        f = np.fft.rfft(a, 2 * n)
-        acf_full = np.fft.irfft(f * np.conjugate(f))[: max_lag + 2] / var
-        acf = acf_full.tolist()
-    except ImportError:  # pragma: no cover - numpy is a dependency; kept for a pure fallback
-        acf = [sum(dev[i] * dev[i + k] for i in range(n - k)) / var for k in range(max_lag + 2)]
+    f = np.fft.rfft(dev, 2 * n)
+    acf = (np.fft.irfft(f * np.conjugate(f))[: n] / var).tolist()
     best, best_v = None, min_acf
-    for k in range(min_lag, max_lag + 1):
-        if acf[k] > best_v and acf[k] >= acf[k - 1] and acf[k] >= acf[k + 1]:
+    low = min(acf[1:min_lag + 1]) if min_lag >= 1 else 1.0
+    for k in range(min_lag, min(max_lag, n - 2) + 1):
+        if acf[k] < low:
+            low = acf[k]
+        if (acf[k] > best_v and acf[k] >= acf[k - 1] and acf[k] >= acf[k + 1]
+                and acf[k] - low >= prominence):
             best, best_v = k, acf[k]
-    return best
+    if best is None:
+        return None
+
+    def harmonic(k: int) -> float:
+        mult = [acf[j * k] for j in range(1, n // (2 * k) + 1) if j * k < n]
+        return sum(mult) / len(mult) if mult else -1.0
+
+    return max((k for k in (best - 1, best, best + 1) if min_lag <= k <= max_lag), key=harmonic)
 
 
 @dataclass
@@ -148,6 +166,8 @@ than the warm-up; the history is dropped after the last one).
     redetect_at: tuple = (500, 1000)  # points at which to look for the period again (): never
     phase_jitter: float = 0.02  # per-phase scale: look this fraction of the period either side (>= 1 phase)
     phase_cap: float = 10.0  # the per-phase scale learns |residuals| up to this many sigmas
+    long_search: bool = True  # look for a longer second season (or a first one past the warm-up)
+    max_blocks: int = 2048  # block means kept for that search
     phase_margin: float = 1.5  # a phase's own scale counts when it exceeds the global one this much
     tail_q: float = 0.01  # tail-consistent scale from this upper fraction of recent |residuals| (0: off)
     t_scale: bool = True  # critical values from Student's t for the estimated scale (False: normal)
@@ -175,6 +195,14 @@ than the warm-up; the history is dropped after the last one).
     last_ts: Optional[int] = None
     step_ms: Optional[int] = None
     history: List[float] = field(default_factory=list)  # kept until the last re-detection
+    # -- a second, longer seasonality (MSTL-style: daily + weekly), looked for over block means
+    period2: Optional[int] = None  # points per long season (a multiple of the block size)
+    season2: List[float] = field(default_factory=list)
+    block: int = 0  # points per block of the long-period search (0: not started)
+    block_sum: float = 0.0
+    block_n: int = 0
+    blocks: List[float] = field(default_factory=list)  # means of the deseasonalized blocks
+    blocks_start: int = 0  # point index where blocks[0] begins
     fixed_period: bool = False
 
     def __post_init__(self) -> None:
@@ -290,6 +318,48 @@ than the warm-up; the history is dropped after the last one).
             self.period = p
             self._fit(hist, p, self.n - len(hist))
 
+    def _long_block(self, i: int, deseasonalized: float) -> None:
+        """Aggregate the deseasonalized series into block means and, every 24 blocks, look for
+        a period among them: a weekly cycle over a daily one (MSTL's daily + weekly), or a
+        first cycle too long for the warm-up and the re-detections (a daily cycle of 1-minute
+        points). O(1) per point; the search, O(B log B) over at most ``max_blocks`` blocks,
+        runs once per 24 blocks."""
+        if not self.block:
+            p = self.period or 1
+            self.block = max(p // 12, 1) if p > 1 else 10
+            self.blocks_start = i
+        self.block_sum += deseasonalized
+        self.block_n += 1
+        if self.block_n < self.block:
+            return
+        self.blocks.append(self.block_sum / self.block_n)
+        self.block_sum, self.block_n = 0.0, 0
+        nb = len(self.blocks)
+        if nb > self.max_blocks:
+            drop = nb - self.max_blocks // 2
+            del self.blocks[:drop]
+            self.blocks_start += drop * self.block
+            nb = len(self.blocks)
+        if nb < 72 or nb % 24:
+            return
+        p = self.period or 1
+        min_lag = max(3, (2 * p) // self.block + 1) if p > 1 else 3
+        lag = find_period(self.blocks, min_lag=min_lag, max_lag=nb // 2)
+        if not lag or nb < 2 * lag:
+            return
+        prof = self._profile(self.blocks, lag)
+        p2 = lag * self.block
+        start = self.blocks_start
+        season2 = [prof[(((start + ((k - start) % p2)) - start) // self.block) % lag] for k in range(p2)]
+        if p > 1:
+            self.period2, self.season2 = p2, season2
+        else:
+            # the series' first seasonality, found late: it becomes the main one
+            self.period, self.season = p2, season2
+            self.pmad = [self.mad] * p2
+        self.level -= sum(season2) / p2
+        self.blocks, self.block = [], 0
+
     # -- the test ---------------------------------------------------------------------------
     def update(self, ts: int, value: float) -> Verdict:
         gap = False
@@ -325,6 +395,11 @@ than the warm-up; the history is dropped after the last one).
         p = self.period or 1
         phase = i % p
         expected = self.level + self.slope + self.season[phase]
+        p2 = self.period2
+        if p2:
+            expected += self.season2[i % p2]
+        elif self.long_search and not self.history:
+            self._long_block(i, value - self.season[phase])
         scale = self.mad
         if p > 1:
             # seasonal scale: some phases are noisier (edges of a daily cycle, a nightly job);
@@ -390,6 +465,8 @@ than the warm-up; the history is dropped after the last one).
         rw = max(-3.0 * sigma, min(3.0 * sigma, r))
         self.level += self.slope + self.level_alpha * rw
         self.slope += self.slope_beta * self.level_alpha * rw
+        if p2:
+            self.season2[i % p2] += self.season_gamma * (1.0 - self.level_alpha) * rw
         if p > 1:
             self.season[phase] += self.season_gamma * (1.0 - self.level_alpha) * rw
             pm = self.pmad

@@ -89,3 +89,34 @@ def test_a_period_longer_than_the_warmup_is_found_later():
     verdicts = [d.update(i * STEP, v) for i, v in enumerate(values)]
     assert d.period in (199, 200, 201) and len(d.season) == d.period and d.history == []
     assert sum(v.is_anomaly for v in verdicts[1000:]) == 0
+
+
+def test_daily_and_weekly_seasons_are_both_learned():
+    # 48 points a "day", 7 days a "week": a sine each day and a weekly two-day plateau
+    r = random.Random(11)
+    values = [50 + 5 * math.sin(2 * math.pi * i / 48) + (8 if i % 336 < 96 else 0) + r.gauss(0, 0.5)
+              for i in range(336 * 8)]
+
+    def tail_error(**kw):
+        d = SeasonalDetector(**kw)
+        verdicts = [d.update(i * STEP, v) for i, v in enumerate(values)]
+        return d, sum(abs(v.value - v.expected) for v in verdicts[-672:]) / 672
+
+    both, err_both = tail_error()
+    one, err_one = tail_error(long_search=False)
+    assert (both.period, both.period2) == (48, 336) and one.period2 is None
+    assert err_both < 0.6 * err_one  # the weekly component explains what the daily one cannot
+
+
+def test_a_season_longer_than_the_warm_up_is_found_later():
+    r = random.Random(12)
+    values = [10 + 3 * math.sin(2 * math.pi * i / 600) + r.gauss(0, 0.3) for i in range(5000)]
+    d = SeasonalDetector()
+    verdicts = [d.update(i * STEP, v) for i, v in enumerate(values)]
+    assert d.period is not None and 570 <= d.period <= 630
+    assert sum(v.is_anomaly for v in verdicts[1000:]) <= 2
+
+
+def test_a_trend_is_no_period():
+    r = random.Random(13)
+    assert find_period([0.05 * i + r.gauss(0, 0.3) for i in range(300)]) is None

@@ -135,6 +135,8 @@ def test_bench_detect_runs_end_to_end(tmp_path):
     out = tmp_path / "detect.json"
     run_cli(["bench", "detect", "--quick", "--json", str(out)], timeout=600)
     res = json.loads(out.read_text())
-    assert res["points_per_s"] > 0 and res["baseline_points_per_s"] > 0
+    assert res["points_per_s"] > 0 and res["baseline_points_per_s"] > 0 and res["three_sigma_points_per_s"] > 0
+    assert res["baseline_scored_points"] == 20 * 120  # the STL + ESD baseline scored its points
+    assert res["ratio_to_baseline"] == round(res["points_per_s"] / res["baseline_points_per_s"], 1)
     assert res["anomalies"] > 0 and 0 <= res["latency_p50_s"] <= res["latency_p95_s"] <= res["latency_p99_s"]
     assert res["commit"] and res["machine"]["cores"] >= 1
