@@ -21,7 +21,9 @@ pickles for Bytewax snapshots). The model, per point ``x_t``:
   residual window (Student's t with the scale estimate's effective degrees of freedom, for
   ``alpha / (2 n)``: conservative while the scale rests on few points, the normal value once
   it is firm), a two-sided CUSUM for level shifts, a short/long variance ratio for variance
-  changes, and runs of identical values for flat-lining. Gaps in time are flagged on the
+  changes, a drift test on the level (moved over the last 240 points by more than 6 sigmas
+  and more than in any horizon before: a leak that Holt's slope would follow silently), and
+  runs of identical values for flat-lining. Gaps in time are flagged on the
   verdict (``gap``) apart from the score: missing data is news for an operator but says
   nothing about the value.
 
@@ -72,7 +74,7 @@ class Verdict:
     lower: float
     upper: float
     direction: int  # +1 above, -1 below, 0 none
-    kind: str  # "" | spike | level_shift | variance | flatline | warmup
+    kind: str  # "" | spike | level_shift | variance | drift | flatline | warmup
     parts: Dict[str, float] = field(default_factory=dict)
     gap: bool = False  # data was missing before this point (reported apart from the score)
 
@@ -181,6 +183,9 @@ class SeasonalDetector:
     redetect_at: tuple = (500, 1000)  # points at which to look for the period again (): never
     phase_jitter: float = 0.02  # per-phase scale: look this fraction of the period either side (>= 1 phase)
     phase_cap: float = 10.0  # the per-phase scale learns |residuals| up to this many sigmas
+    drift_every: int = 30  # level checkpoints for the drift test (horizon = 8 of them; 0: off)
+    drift_k: float = 6.0  # a drift must move the level this many sigmas over the horizon
+    drift_margin: float = 1.5  # ... and this much more than any horizon before it
     long_search: bool = True  # look for a longer second season (or a first one past the warm-up)
     max_blocks: int = 2048  # block means kept for that search
     phase_margin: float = 1.5  # a phase's own scale counts when it exceeds the global one this much
@@ -210,6 +215,10 @@ class SeasonalDetector:
     last_ts: Optional[int] = None
     step_ms: Optional[int] = None
     history: List[float] = field(default_factory=list)  # kept until the last re-detection
+    drift_ring: List[float] = field(default_factory=list)  # levels over the drift horizon
+    drift_hist: List[float] = field(default_factory=list)  # largest move of each past horizon
+    drift_cur: float = 0.0
+    drift_n: int = 0
     # -- a second, longer seasonality (MSTL-style: daily + weekly), looked for over block means
     period2: Optional[int] = None  # points per long season (a multiple of the block size)
     season2: List[float] = field(default_factory=list)
@@ -274,6 +283,26 @@ class SeasonalDetector:
                 if xs:
                     xs.sort()
                     self.pmad[k] = max(self.mad, xs[len(xs) // 2])
+
+    def _drift_track(self) -> None:
+        """Levels every ``drift_every`` points (8 of them span the drift horizon) and the
+        largest move seen over each past horizon."""
+        ring = self.drift_ring
+        if ring:
+            moved = abs(self.level - ring[0])
+            if moved > self.drift_cur:
+                self.drift_cur = moved
+        self.drift_n += 1
+        if self.drift_n % self.drift_every:
+            return
+        ring.append(self.level)
+        if len(ring) > 8:
+            ring.pop(0)
+        if self.drift_n % (8 * self.drift_every) == 0 and len(ring) == 8:
+            self.drift_hist.append(self.drift_cur)
+            if len(self.drift_hist) > 8:
+                self.drift_hist.pop(0)
+            self.drift_cur = 0.0
 
     def _tail_keep(self) -> int:
         return max(1, int(self.tail_q * self.window) + 1)
@@ -460,6 +489,12 @@ class SeasonalDetector:
         variance = self.var_short / 6.0  # a 6x variance burst scores 0.5
         flat = (self.same_run / self.flat_run) if self.varied else 0.0
         parts = {"spike": spike, "level_shift": shift, "variance": variance, "flatline": flat}
+        if self.drift_every and len(self.drift_hist) >= 2 and self.drift_ring:
+            # trend drift: the baseline's level has moved further over the last horizon than
+            # drift_k sigmas and than it ever moved over the horizons before (a slow leak,
+            # which Holt's slope follows without a residual ever standing out)
+            moved = abs(self.level - self.drift_ring[0])
+            parts["drift"] = moved / max(self.drift_k * sigma, self.drift_margin * max(self.drift_hist))
         kind = max(parts, key=parts.get)
         raw = parts[kind]
         score = raw / (1.0 + raw) if raw < 1e9 else 1.0  # critical value (raw = 1) -> 0.5
@@ -472,9 +507,11 @@ class SeasonalDetector:
         else:
             self.since_alarm += 1
         if kind == "level_shift" and raw >= 1.0:
-            # a sustained shift: move the baseline to it and restart the CUSUM
+            # a sustained shift: move the baseline to it and restart the CUSUM (and the drift
+            # test's memory of the level moves along: a step is not a drift)
             self.level += r
             self.cs_hi = self.cs_lo = 0.0
+            self.drift_ring = [x + r for x in self.drift_ring]
 
         # learn from the winsorized residual
         rw = max(-3.0 * sigma, min(3.0 * sigma, r))
@@ -489,6 +526,8 @@ class SeasonalDetector:
         self.mad += self.scale_alpha * (min(abs(r), 3.0 * sigma / 1.2533) - self.mad)
         if self.tail_q:
             self._tail_add(min(abs(r), self.phase_cap * sigma))
+        if self.drift_every:
+            self._drift_track()
         band = lam * sigma
         return Verdict(ts, value, score, expected, expected - band, expected + band,
                        (1 if r > 0 else -1) if alarm else 0, kind if alarm else "", parts, gap)

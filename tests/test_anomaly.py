@@ -120,3 +120,18 @@ def test_a_season_longer_than_the_warm_up_is_found_later():
 def test_a_trend_is_no_period():
     r = random.Random(13)
     assert find_period([0.05 * i + r.gauss(0, 0.3) for i in range(300)]) is None
+
+
+def test_trend_drift_is_found():
+    # a leak: the level climbs steadily (Holt's slope would follow it without any residual
+    # standing out); 0.02 a point is 6 sigma in 90 points
+    base = series(2000, seed=21)
+    leak = base[:1000] + [x + 0.02 * i for i, x in enumerate(base[1000:])]
+    verdicts = run(leak)
+    hits = [i for i, v in enumerate(verdicts) if v.is_anomaly]
+    assert hits and 1000 <= hits[0] <= 1200 and verdicts[hits[0]].kind == "drift"
+    assert not [i for i in hits if i < 1000]
+    # a step is a level shift, not a drift
+    step = base[:1000] + [x + 3.0 for x in base[1000:]]
+    kinds = [v.kind for v in run(step)[1000:] if v.is_anomaly]
+    assert kinds and kinds[0] in ("spike", "level_shift") and "drift" not in kinds
