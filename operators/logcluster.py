@@ -4,12 +4,12 @@
 for its variable parts) as it streams past. Per line:
 
 1. **masking** (:func:`mask`): one built-in rule set replaces variable tokens with ``<*>``:
-   URLs, e-mail addresses, UUIDs, IPv4/IPv6 addresses with ports, timestamps and dates, file
-   paths, hex numbers and long hex ids, durations, numbers (also inside identifiers such as
-   ``blk_-42`` or ``node-12``), quoted strings and the values of ``key=value`` pairs. It is a
-   single compiled regex applied once to the line (C speed).
-2. **lookup**: the masked token sequence is looked up in an exact-match cache; a known sequence
-   costs one dict lookup (O(tokens) for hashing).
+   URLs, e-mail addresses, file paths, quoted words and the values of ``key=value`` pairs, then
+   everything from a digit to the end of its token part: numbers, hex ids, UUIDs, IPv4/IPv6
+   addresses and ports, timestamps and dates, durations, numbered names (``node-<*>``). A few
+   compiled regexes over the line (C speed), the word rules only when their mark is present.
+2. **lookup**: a line seen before verbatim, or whose masked token sequence is known, costs one
+   dict lookup (exact-line and masked-sequence caches; O(tokens) for hashing).
 3. **Drain's parse tree** for unseen sequences: candidates share the token count and the first
    ``depth`` tokens (a token that is ``<*>`` or holds a digit goes down the wildcard branch);
    the line joins the most similar template (share of equal constant tokens >= ``sim``), whose
@@ -57,10 +57,12 @@ _WORD_RULES = [  # (marks that must be in the line, regex)
 ]
 _WORDS = [(marks, re.compile(rx)) for marks, rx in _WORD_RULES]
 _SEP = r"\s=:,;()\[\]{}\"'"
-# from the start of a token part (never mid-word: linear time), possessive (no backtracking)
-_DIGITS = re.compile(rf"(?<![^{_SEP}])[^{_SEP}\d]*+\d[^{_SEP}]*+")
+# from a token part's first digit to its end ("node-12" -> "node-<*>", "10.0.0.1:80" -> "<*>:<*>"),
+# or the whole part when it starts with hex letters before its first digit ("deadbeef42", "fe80")
+_DIGITS = re.compile(rf"(?<![^{_SEP}])[a-fA-F]++\d[^{_SEP}]*+|\d[^{_SEP}]*+")
 _WILDS = re.compile(r"(?:<\*>)+")
 # a token made only of wildcards and separators (a list of addresses, a range) is one wildcard
+_WILD_JOINTS = tuple(WILD + c for c in ",;:/|.-")
 _WILD_TOKEN = re.compile(r"(?<!\S)(?:<\*>[,;:/|.-]*)+(?:<\*>)(?!\S)")
 
 
@@ -70,14 +72,19 @@ def mask(body: str) -> str:
     >>> mask('GET /api/v2/users/8c1f9a3e-12ab-4cde-9f00-112233445566 from 10.1.2.3:8080 took 12.5ms')
     'GET <*> from <*> took <*>'
     >>> mask('blk_-1608999687919862906 terminating, retry=3 user="bob" at 0x7ffe12 said "no way"')
-    '<*> terminating, retry=<*> user=<*> at <*> said "no way"'
+    'blk_-<*> terminating, retry=<*> user=<*> at <*> said "no way"'
     >>> mask('session opened for user root by (uid=0)')
     'session opened for user root by (uid=<*>)'
     """
     for marks, rx in _WORDS:
         if marks[0] in body or (len(marks) > 1 and marks[1] in body):
             body = rx.sub(WILD, body)
-    return _WILD_TOKEN.sub(WILD, _WILDS.sub(WILD, _DIGITS.sub(WILD, body)))
+    body = _DIGITS.sub(WILD, body)
+    if "<*><*>" in body:
+        body = _WILDS.sub(WILD, body)
+    if any(w in body for w in _WILD_JOINTS):
+        body = _WILD_TOKEN.sub(WILD, body)
+    return body
 
 
 def _has_digit(tok: str) -> bool:
@@ -121,7 +128,8 @@ class TemplateMiner:
     Stopped" are different events, "user alice" and "user bob" the same one once enough names
     have come by), ``depth`` (leading tokens that route a line in the parse tree),
     ``max_children`` (distinct leading tokens per node before the rest go down the wildcard
-    branch), ``cache_size`` (masked sequences remembered for the O(1) path; cleared when full).
+    branch), ``cache_size`` (exact lines and masked sequences remembered for the O(1) paths;
+    each cache is cleared when full).
     """
 
     sim: float = 0.5
@@ -134,6 +142,7 @@ class TemplateMiner:
     tree: Dict[tuple, List[str]] = field(default_factory=dict)  # (len, tok0..) -> cluster ids
     children: Dict[tuple, int] = field(default_factory=dict)  # (len, prefix) -> distinct next tokens
     cache: Dict[Tuple[str, ...], str] = field(default_factory=dict)
+    lines: Dict[str, str] = field(default_factory=dict)  # exact lines seen -> cluster id
 
     def _route(self, toks: Tuple[str, ...]) -> tuple:
         key: list = [len(toks)]
@@ -172,8 +181,14 @@ class TemplateMiner:
         return c.cluster_id
 
     def add(self, body: str) -> Match:
-        toks = tuple(mask(body).split())
-        cid = self.cache.get(toks)
+        cid = self.lines.get(body)
+        if cid is None:
+            toks = tuple(mask(body).split())
+            cid = self.cache.get(toks)
+            if cid is not None:
+                self._remember_line(body, cid)
+        else:
+            toks = ()
         if cid is not None:
             c = self.clusters[cid]
             if c.alias_of is not None:
@@ -195,9 +210,12 @@ class TemplateMiner:
             if not diff:
                 c.size += 1
                 self._remember(toks, best)
+                self._remember_line(body, best)
                 return Match(best, c.template, False, False)
             ready = True
             for i in diff:
+                if WILD in toks[i] or WILD in c.tokens[i]:
+                    continue  # a masked part differs ("blk_<*>" / "blk_-<*>"): a variable
                 seen = c.variants.setdefault(i, [c.tokens[i]])
                 if toks[i] not in seen and len(seen) < self.var_k:
                     seen.append(toks[i])
@@ -210,6 +228,7 @@ class TemplateMiner:
                 c.size += 1
                 self._absorb(c, bucket)
                 self._remember(toks, best)
+                self._remember_line(body, best)
                 return Match(best, c.template, False, True)
         cid = template_id(toks)
         while cid in self.clusters:  # the same first template elsewhere in the tree: rare
@@ -217,6 +236,7 @@ class TemplateMiner:
         self.clusters[cid] = Cluster(cid, list(toks), 1)
         bucket.append(cid)
         self._remember(toks, cid)
+        self._remember_line(body, cid)
         return Match(cid, self.clusters[cid].template, True, False)
 
     def _absorb(self, c: Cluster, bucket: List[str]) -> None:
@@ -235,6 +255,11 @@ class TemplateMiner:
             else:
                 keep.append(other)
         bucket[:] = keep
+
+    def _remember_line(self, body: str, cid: str) -> None:
+        if len(self.lines) >= self.cache_size:
+            self.lines.clear()
+        self.lines[body] = cid
 
     def _remember(self, toks: Tuple[str, ...], cid: str) -> None:
         if len(self.cache) >= self.cache_size:

@@ -510,7 +510,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--stl-series", type=int, default=100,
                    help="detect: series for the (slow) STL + ESD baseline's rate (default 100)")
     b.add_argument("--plots", type=Path, help="gold: write a PNG per scenario (first 20) to this directory")
-    b.add_argument("--repeat", type=int, help="runs per figure, the median is reported (default 3; --quick 1)")
+    b.add_argument("--repeat", type=int, help="ingest: runs per figure, the median is reported (default 3; --quick 1); "
+                   "loghub: passes over the lines for the throughput figure (default 5)")
     b.set_defaults(func=cmd_bench)
     return p
 

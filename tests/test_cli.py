@@ -112,6 +112,9 @@ def test_bench_loghub_and_petshop_run_end_to_end(tmp_path):
     run_cli(["bench", "loghub", "--json", str(lh)], timeout=300)
     res = json.loads(lh.read_text())
     assert res["systems"] == 8 and 0 < res["mask_mean"] <= 1
+    assert 0 < res["min_ga"] <= res["mean_ga"] <= 1 and res["ga_HDFS"] == res["ours_HDFS"]
+    assert 0 < res["drain3_mean_ga"] <= res["drain3_tuned_mean_ga"] <= 1  # tuned: the best of a grid
+    assert res["lines_per_s"] > 0 and res["drain3_lines_per_s"] > 0
     ps = tmp_path / "petshop.json"
     p = run_cli(["bench", "petshop", "--json", str(ps)], timeout=300)
     res = json.loads(ps.read_text())
