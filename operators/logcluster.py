@@ -104,6 +104,7 @@ class Cluster:
     # words seen at constant positions by lines that were otherwise close to this template
     variants: Dict[int, List[str]] = field(default_factory=dict)
     alias_of: Optional[str] = None  # merged into that cluster
+    variant_of: Optional[str] = None  # started apart from this close cluster only by a word
 
     @property
     def template(self) -> str:
@@ -116,6 +117,7 @@ class Match:
     template: str
     is_new: bool  # the line started a new cluster
     changed: bool  # the line generalized its cluster's template (and may have merged others)
+    variant_of: Optional[str] = None  # the close cluster this one differs from by a word or two
 
 
 @dataclass
@@ -194,7 +196,7 @@ class TemplateMiner:
             if c.alias_of is not None:
                 c = self.clusters[self.resolve(cid)]
             c.size += 1
-            return Match(c.cluster_id, c.template, False, False)
+            return Match(c.cluster_id, c.template, False, False, c.variant_of)
         if not toks:
             toks = ("",)
         key = self._route(toks)
@@ -233,11 +235,12 @@ class TemplateMiner:
         cid = template_id(toks)
         while cid in self.clusters:  # the same first template elsewhere in the tree: rare
             cid = template_id(toks + (cid,))
-        self.clusters[cid] = Cluster(cid, list(toks), 1)
+        variant = best if best is not None and best_sim >= self.sim else None
+        self.clusters[cid] = Cluster(cid, list(toks), 1, variant_of=variant)
         bucket.append(cid)
         self._remember(toks, cid)
         self._remember_line(body, cid)
-        return Match(cid, self.clusters[cid].template, True, False)
+        return Match(cid, self.clusters[cid].template, True, False, variant)
 
     def _absorb(self, c: Cluster, bucket: List[str]) -> None:
         """Merge into ``c`` the clusters of its bucket that its generalized template covers;

@@ -260,8 +260,9 @@ class Run:
         for f in self.faults:
             novel = [{"service": f.service, "template": t.pattern} for t in L.FAULT[f.type]]
             blast = self._blast(f.id)
-            for svc in self._timeout_callers(f):
+            for svc in self._timeout_callers(f):  # callers print both while the fault lasts
                 novel.append({"service": svc, "template": L.CALLER_TIMEOUT.pattern})
+                novel.append({"service": svc, "template": L.CALLER_BREAKER.pattern})
             for svc in self._retry_upstream(f):
                 novel.append({"service": svc, "template": L.UPSTREAM_RETRY.pattern})
             faults.append({

@@ -1,0 +1,116 @@
+"""Novel errors: log templates a service has not printed before, whose severity or words mark
+trouble, surfaced as labelled events the moment their first line is clustered.
+
+``NoveltyTracker.observe(...)`` is fed every clustered log line (its cluster id and template
+from ``operators.logcluster``; ids are derived from content, so one template has one id in
+every service). Templates any service of the tenant printed during the baseline period
+(``baseline_ms`` from the tenant's first line, or until a fixed time) are known to the fleet
+and never novel: a rare error that several services print now and then is old news. A
+template the fleet first prints after the baseline is novel in each service that prints it
+(reported once per service: a new timeout spreading to every caller is news in each), and a
+novel template of severity warning or worse, or whose words say error / exception / failed /
+timed out / refused / ..., becomes a :class:`NovelError` with a label a responder can read at
+a glance, its first-seen time, the nearest templates the fleet already knew (token Jaccard
+similarity) and example lines.
+
+>>> t = NoveltyTracker(baseline_ms=1000)
+>>> t.observe(0, "default", "api", "info", "c1", "GET <*> 200", "GET /a 200") is None
+True
+>>> e = t.observe(5000, "default", "api", "error", "c2", "upstream <*> timed out after <*>",
+...               "upstream db timed out after 3000ms")
+>>> e.label
+'error in api: upstream … timed out after …'
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+SEVERE = frozenset({"warning", "warn", "error", "critical", "fatal", "alert", "emergency"})
+TROUBLE = re.compile(
+    r"\b(?:errors?|exceptions?|\w+(?:Error|Exception)|fail(?:s|ed|ure|ing)?|fatal|panic(?:ked)?|"
+    r"critical|timed\s+out|time\s*out|timeouts?|refused|denied|unavailable|unreachable|cannot|"
+    r"can't|unable|invalid|corrupt(?:ed)?|exceed(?:s|ed)?|abort(?:s|ed)?|crash(?:es|ed)?|killed|"
+    r"oom|out\s+of\s+memory|rejected|violat(?:es|ed|ion)|shutting\s+down|saturated|overloaded|"
+    r"retry(?:ing)?|broken|lost|dropped)\b", re.IGNORECASE)
+
+
+def _words(template: str) -> frozenset:
+    return frozenset(w for w in template.split() if w != "<*>")
+
+
+def label_of(service: str, severity: str, template: str) -> str:
+    """A short phrase: severity, service and the template with its variables elided."""
+    text = re.sub(r"(?:<\*>\s*)+", "… ", template).strip()
+    if len(text) > 90:
+        text = text[:89] + "…"
+    return f"{severity or 'log'} in {service}: {text}"
+
+
+@dataclass
+class NovelError:
+    tenant: str
+    service: str
+    cluster_id: str
+    template: str
+    label: str
+    severity: str
+    first_seen_ms: int
+    examples: List[str]
+    nearest: List[Tuple[str, str, float]]  # (cluster id, template, similarity) known before
+
+
+@dataclass
+class _Tenant:
+    first_ms: int
+    known: Dict[str, str] = field(default_factory=dict)  # baseline cluster id -> template
+    reported: set = field(default_factory=set)  # (service, cluster id) pairs seen after it
+
+
+@dataclass
+class NoveltyTracker:
+    """Parameters: ``baseline_ms`` (how long after a tenant's first line its templates are
+    learned as known), ``baseline_until_ms`` (or: a fixed end of the baseline), ``nearest``
+    (known templates listed on an event)."""
+
+    baseline_ms: int = 30 * 60_000
+    baseline_until_ms: Optional[int] = None
+    nearest: int = 3
+    tenants: Dict[str, _Tenant] = field(default_factory=dict)
+
+    def is_trouble(self, severity: str, template: str) -> bool:
+        return (severity or "").lower() in SEVERE or TROUBLE.search(template) is not None
+
+    def observe(self, ts: int, tenant: str, service: str, severity: str, cluster_id: str,
+                template: str, body: str, variant_of: Optional[str] = None) -> Optional[NovelError]:
+        """``variant_of``: the known cluster this one differs from only by a word or two (the
+        miner keeps such words apart until enough of them show they are a parameter): a new
+        table name in a known error is no new kind of error."""
+        t = self.tenants.get(tenant)
+        if t is None:
+            t = self.tenants[tenant] = _Tenant(ts)
+        if cluster_id in t.known:
+            return None
+        until = self.baseline_until_ms if self.baseline_until_ms is not None else t.first_ms + self.baseline_ms
+        if ts <= until:
+            t.known[cluster_id] = template
+            return None
+        if variant_of is not None and variant_of in t.known:
+            return None
+        key = (service, cluster_id)
+        if key in t.reported:
+            return None
+        t.reported.add(key)
+        if not self.is_trouble(severity, template):
+            return None
+        words = _words(template)
+        sims = []
+        for cid, tmpl in t.known.items():
+            other = _words(tmpl)
+            union = len(words | other)
+            sims.append((cid, tmpl, round(len(words & other) / union, 3) if union else 0.0))
+        sims.sort(key=lambda x: -x[2])
+        return NovelError(tenant, service, cluster_id, template, label_of(service, severity, template),
+                          severity, ts, [body[:500]], sims[: self.nearest])
