@@ -25,10 +25,12 @@ from bytewax.operators import StatefulBatchLogic
 from flows.progress import Counters
 from operators.detect import DETECTOR, SeriesDetectors, shard_of
 from operators.ingest import BoundedDeduper, decode, shard_batch, validate
+from operators.logcluster import TemplateMiner
+from operators.novelty import NoveltyTracker
 from opscopilot.settings import Settings
 from schemas.batch import RawChunk, SignalBatch
 from sinks.clickhouse import ClickHouseStore, WriteResult
-from sinks.clickhouse_sink import AnomalySink, ClickHouseSink
+from sinks.clickhouse_sink import AnomalySink, ClickHouseSink, LogSink
 from sources.kafka import kafka_chunks
 from sources.replay import ReplaySource
 from sources.simulator import SimulatorSource
@@ -84,14 +86,69 @@ class _Stages:
 class _DedupeState:
     deduper: BoundedDeduper
     pending: SignalBatch = field(default_factory=SignalBatch)
+    miners: Optional[dict] = None  # tenant -> operators.logcluster.TemplateMiner (None: off)
+    novelty: Optional[NoveltyTracker] = None
+    seeded: bool = False  # stored templates adopted
+
+
+class _LogClustering:
+    """Every new log line gets its cluster id (a template miner per tenant: no template text
+    crosses tenants); new or generalized templates and novel errors are emitted for the store."""
+
+    def __init__(self, state: _DedupeState, store_factory, counters: Counters):
+        self.state = state
+        self.store_factory = store_factory
+        self.counters = counters
+
+    def _seed(self) -> None:
+        st = self.state
+        for tenant, cid, template, first_ms in self.store_factory().load_log_templates():
+            st.miners.setdefault(tenant, TemplateMiner(cache_size=LOG_CACHE)).seed(cid, template)
+            st.novelty.seed(tenant, cid, template, first_ms)
+        st.seeded = True
+
+    def process(self, rows: list) -> Optional[tuple]:
+        st = self.state
+        if not st.seeded:
+            self._seed()
+        templates: dict = {}
+        novel: list = []
+        miners = st.miners
+        observe = st.novelty.observe
+        n = 0
+        for r in rows:
+            if r.kind != "log":
+                continue
+            n += 1
+            miner = miners.get(r.tenant)
+            if miner is None:
+                miner = miners[r.tenant] = TemplateMiner(cache_size=LOG_CACHE)
+            m = miner.add(r.body)
+            r.cluster_id = m.cluster_id
+            if m.is_new or m.changed:
+                templates[(r.tenant, m.cluster_id)] = (r.tenant, m.cluster_id, m.template, r.ts)
+            ev = observe(r.ts, r.tenant, r.service, r.severity, m.cluster_id, m.template, r.body, m.variant_of)
+            if ev is not None:
+                novel.append(ev)
+        if not n:
+            return None
+        self.counters.add("cluster", in_=n, out=n, dead=0, dup=0)
+        if novel:
+            self.counters.add("novel", in_=0, out=len(novel))
+        return (list(templates.values()), novel) if templates or novel else None
+
+
+LOG_CACHE = 50_000  # exact lines / masked sequences a miner remembers (it is in every snapshot)
 
 
 class _DedupeAndBatch(StatefulBatchLogic):
     """Per shard: drop repeated ids (bounded memory), and gather rows into store-sized
     batches, emitted at ``rows`` rows or ``seconds`` after the first pending row."""
 
-    def __init__(self, state: _DedupeState, rows: int, seconds: float, counters: Counters, detect: bool):
+    def __init__(self, state: _DedupeState, rows: int, seconds: float, counters: Counters, detect: bool,
+                 store_factory=None):
         self.state = state
+        self.logs = _LogClustering(state, store_factory, counters) if state.miners is not None else None
         self.rows = rows
         self.seconds = seconds
         self.counters = counters
@@ -110,6 +167,7 @@ class _DedupeAndBatch(StatefulBatchLogic):
     def on_batch(self, values: List[SignalBatch]):
         st = self.state
         fresh: list = []
+        log_events: list = []
         for b in values:
             rows, dups = st.deduper.filter_rows(b.rows)
             self.counters.add("dedupe", in_=len(b.rows), out=len(rows), dup=dups)
@@ -117,7 +175,12 @@ class _DedupeAndBatch(StatefulBatchLogic):
             st.pending.dead.extend(b.dead)
             if self.detect:
                 fresh.extend(r for r in rows if r.kind == "metric")
+            if self.logs is not None and rows:
+                found = self.logs.process(rows)  # before the rows are stored: they carry their cluster
+                if found is not None:
+                    log_events.append(found)
         out = [("detect", fresh)] if fresh else []  # detection sees new points at once
+        out += [("logs", x) for x in log_events]
         if len(st.pending) >= self.rows:
             return out + self._flush(), False
         if self.deadline is None and len(st.pending):
@@ -171,19 +234,29 @@ def build_flow(settings: Settings, inp: IngestInput, counters: Optional[Counters
     # (shard_key, SignalBatch)
 
     def builder(resume: Optional[bytes]) -> _DedupeAndBatch:
-        state = pickle.loads(resume) if resume else _DedupeState(BoundedDeduper(capacity))
+        if resume:
+            state = pickle.loads(resume)
+        else:
+            state = _DedupeState(BoundedDeduper(capacity))
+            if settings.log_clustering:
+                state.miners = {}
+                state.novelty = NoveltyTracker(baseline_ms=int(settings.novelty_baseline_seconds * 1000))
         return _DedupeAndBatch(state, settings.sink_batch_rows, settings.sink_batch_seconds, counters,
-                               settings.detect)
+                               settings.detect, store_factory)
 
     deduped = op.stateful_batch("dedupe", keyed, builder)
-    # (shard_key, ("store", SignalBatch of up to sink_batch_rows rows) | ("detect", [new metric Signal]))
+    # (shard_key, ("store", SignalBatch of up to sink_batch_rows rows) | ("detect", [new metric Signal])
+    #             | ("logs", ([template rows], [NovelError])))
     route = op.branch("route", deduped, lambda kv: kv[1][0] == "store")
     to_store = op.map_value("unwrap", route.trues, lambda x: x[1])
     # (shard_key, SignalBatch)
     op.output("clickhouse", to_store,
               ClickHouseSink(store_factory, [str(i) for i in range(shards)], stages.on_write))
+    side = op.branch("route_side", route.falses, lambda kv: kv[1][0] == "logs")
+    if settings.log_clustering:
+        op.output("log_store", side.trues, LogSink(store_factory))
     if settings.detect:
-        add_detection(flow, route.falses, settings, store_factory, counters)
+        add_detection(flow, side.falses, settings, store_factory, counters)
     return flow
 
 

@@ -242,6 +242,16 @@ class TemplateMiner:
         self._remember_line(body, cid)
         return Match(cid, self.clusters[cid].template, True, False, variant)
 
+    def seed(self, cluster_id: str, template: str) -> None:
+        """Adopt a stored cluster (a restart or a new worker starts from the stored templates,
+        so their lines keep their ids even where the template had generalized)."""
+        if cluster_id in self.clusters:
+            return
+        toks = tuple(template.split()) or ("",)
+        self.clusters[cluster_id] = Cluster(cluster_id, list(toks), 0)
+        self.tree.setdefault(self._route(toks), []).append(cluster_id)
+        self._remember(toks, cluster_id)
+
     def _absorb(self, c: Cluster, bucket: List[str]) -> None:
         """Merge into ``c`` the clusters of its bucket that its generalized template covers;
         their ids become aliases of ``c``'s (ids handed out stay valid)."""

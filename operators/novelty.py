@@ -80,6 +80,14 @@ class NoveltyTracker:
     nearest: int = 3
     tenants: Dict[str, _Tenant] = field(default_factory=dict)
 
+    def seed(self, tenant: str, cluster_id: str, template: str, first_seen_ms: int) -> None:
+        """Adopt a stored template as known (a restart does not start a new baseline)."""
+        t = self.tenants.get(tenant)
+        if t is None:
+            t = self.tenants[tenant] = _Tenant(first_seen_ms)
+        t.first_ms = min(t.first_ms, first_seen_ms)
+        t.known[cluster_id] = template
+
     def is_trouble(self, severity: str, template: str) -> bool:
         return (severity or "").lower() in SEVERE or TROUBLE.search(template) is not None
 

@@ -79,6 +79,8 @@ class Settings:
     detect: bool = True
     detect_warmup: int = 100
     baseline_seconds: float = 60.0
+    log_clustering: bool = True
+    novelty_baseline_seconds: float = 1800.0
 
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None, **overrides: Any) -> "Settings":
@@ -105,6 +107,8 @@ class Settings:
             detect=env.get("OPSCOPILOT_DETECT", "1") not in ("0", "false", "no", "off"),
             detect_warmup=_env_int(env, "OPSCOPILOT_DETECT_WARMUP", 100, 10),
             baseline_seconds=_env_float(env, "OPSCOPILOT_BASELINE_SECONDS", 60.0, 1.0),
+            log_clustering=env.get("OPSCOPILOT_LOG_CLUSTERING", "1") not in ("0", "false", "no", "off"),
+            novelty_baseline_seconds=_env_float(env, "OPSCOPILOT_NOVELTY_BASELINE_SECONDS", 1800.0, 0.0),
         )
         s = s.with_overrides(**overrides)
         s.validate()

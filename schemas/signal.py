@@ -42,7 +42,7 @@ SEVERITIES = ("debug", "info", "warning", "error", "critical")
 COLUMNS = (
     "kind", "ts", "id", "tenant", "ingest_ts", "service", "environment", "source", "name",
     "series", "value", "body", "severity", "labels", "trace_id",
-    "change_id", "change_type", "version", "author", "link",
+    "change_id", "change_type", "version", "author", "link", "cluster_id",
 )
 
 ARROW_SCHEMA = pa.schema([
@@ -66,6 +66,7 @@ ARROW_SCHEMA = pa.schema([
     ("version", pa.string()),
     ("author", pa.string()),
     ("link", pa.string()),
+    ("cluster_id", pa.string()),
 ])
 
 
@@ -101,6 +102,8 @@ class Signal(msgspec.Struct, gc=False, forbid_unknown_fields=True):
     version: _Name = ""
     author: _Name = ""
     link: Annotated[str, msgspec.Meta(max_length=2048)] = ""
+    # logs: the template cluster the stream job put the line in (operators.logcluster)
+    cluster_id: Annotated[str, msgspec.Meta(max_length=64)] = ""
 
 
 assert Signal.__struct_fields__ == COLUMNS

@@ -266,6 +266,97 @@ class ClickHouseStore:
                           "WHERE detector = {d:String} GROUP BY tenant, service, series", {"d": detector})
         return [((t, svc, ser), st) for t, svc, ser, st in rows]
 
+    def write_log_templates(self, rows: list) -> int:
+        """Latest template per cluster: rows of (tenant, cluster id, template, first seen ms)."""
+        if not rows:
+            return 0
+        now = int(time.time() * 1000)
+        ts = pa.timestamp("ms", tz="UTC")
+        table = pa.table({
+            "tenant": [r[0] for r in rows], "cluster_id": [r[1] for r in rows],
+            "template": [r[2] for r in rows], "first_seen": pa.array([r[3] for r in rows], ts),
+            "updated_at": pa.array([now] * len(rows), ts),
+        })
+        self._retry("insert into log_templates", lambda: self.client.insert_arrow(
+            f"{self.db}.log_templates", table, settings=_INSERT_SETTINGS))
+        return len(rows)
+
+    def write_novel_errors(self, events: list) -> int:
+        """Novel-error events (``operators.novelty.NovelError``)."""
+        if not events:
+            return 0
+        now = int(time.time() * 1000)
+        ts = pa.timestamp("ms", tz="UTC")
+        table = pa.table({
+            "tenant": [e.tenant for e in events], "service": [e.service for e in events],
+            "cluster_id": [e.cluster_id for e in events], "template": [e.template for e in events],
+            "label": [e.label for e in events], "severity": [e.severity for e in events],
+            "first_seen": pa.array([e.first_seen_ms for e in events], ts),
+            "examples": [e.examples for e in events],
+            "nearest_ids": [[n[0] for n in e.nearest] for e in events],
+            "nearest_templates": [[n[1] for n in e.nearest] for e in events],
+            "nearest_similarity": pa.array([[n[2] for n in e.nearest] for e in events], pa.list_(pa.float32())),
+            "detected_at": pa.array([now] * len(events), ts),
+        })
+        self._retry("insert into novel_errors", lambda: self.client.insert_arrow(
+            f"{self.db}.novel_errors", table, settings=_INSERT_SETTINGS))
+        return len(events)
+
+    def load_log_templates(self) -> list:
+        """Every stored template: (tenant, cluster id, latest template, first seen ms)."""
+        return self.query("SELECT tenant, cluster_id, argMax(template, updated_at), "
+                          "toUnixTimestamp64Milli(min(first_seen)) FROM {db}.log_templates GROUP BY tenant, cluster_id")
+
+    # -- log cluster reads (API-ready) ----------------------------------------------------
+    def top_clusters(self, tenant: str, since_ms: int, until_ms: int, service: Optional[str] = None,
+                     order: str = "count", limit: int = 20) -> list[dict]:
+        """Clusters of a window (optionally one service), by line count or by growth (lines in
+        the window's second half over its first half, +1 smoothed), with their templates."""
+        if order not in ("count", "growth"):
+            raise ValueError("order must be 'count' or 'growth'")
+        mid = (since_ms + until_ms) // 2
+        sql = (
+            "SELECT c.cluster_id, any(t.template), sum(c.lines) AS n, sum(c.errors), sum(c.warnings), "
+            "min(c.first_seen), max(c.last_seen), groupUniqArray(c.service), any(c.example), "
+            "(sumIf(c.lines, c.minute >= fromUnixTimestamp64Milli({mid:Int64})) + 1) / "
+            "(sumIf(c.lines, c.minute < fromUnixTimestamp64Milli({mid:Int64})) + 1) AS growth "
+            "FROM {db}.log_clusters_1m AS c LEFT JOIN (SELECT cluster_id, argMax(template, updated_at) AS template "
+            "FROM {db}.log_templates WHERE tenant = {t:String} GROUP BY cluster_id) AS t ON t.cluster_id = c.cluster_id "
+            "WHERE c.tenant = {t:String} AND c.minute >= toStartOfMinute(fromUnixTimestamp64Milli({lo:Int64})) "
+            "AND c.minute < fromUnixTimestamp64Milli({hi:Int64})"
+            + (" AND c.service = {svc:String}" if service else "")
+            + f" GROUP BY c.cluster_id ORDER BY {'n' if order == 'count' else 'growth'} DESC LIMIT {int(limit)}")
+        rows = self.query(sql, {"t": tenant, "lo": since_ms, "hi": until_ms, "mid": mid, "svc": service or ""})
+        keys = ("cluster_id", "template", "lines", "errors", "warnings", "first_seen", "last_seen", "services",
+                "example", "growth")
+        return [dict(zip(keys, r)) for r in rows]
+
+    def cluster_timeline(self, tenant: str, cluster_id: str, since_ms: int, until_ms: int) -> list[tuple]:
+        """(minute, service, lines, errors) of one cluster over a window."""
+        return self.query(
+            "SELECT minute, service, sum(lines), sum(errors) FROM {db}.log_clusters_1m "
+            "WHERE tenant = {t:String} AND cluster_id = {c:String} "
+            "AND minute >= toStartOfMinute(fromUnixTimestamp64Milli({lo:Int64})) "
+            "AND minute < fromUnixTimestamp64Milli({hi:Int64}) GROUP BY minute, service ORDER BY minute, service",
+            {"t": tenant, "c": cluster_id, "lo": since_ms, "hi": until_ms})
+
+    def search_clusters(self, tenant: str, text: str, limit: int = 20) -> list[tuple]:
+        """(cluster id, template) of the tenant's templates containing ``text`` (case-insensitive)."""
+        return self.query(
+            "SELECT cluster_id, argMax(template, updated_at) AS tmpl FROM {db}.log_templates "
+            "WHERE tenant = {t:String} GROUP BY cluster_id HAVING positionCaseInsensitive(tmpl, {q:String}) > 0 "
+            f"ORDER BY cluster_id LIMIT {int(limit)}", {"t": tenant, "q": text})
+
+    def novel_errors(self, tenant: Optional[str] = None, since_ms: int = 0) -> list[dict]:
+        """Novel-error events since a time, newest first."""
+        rows = self.query(
+            "SELECT tenant, service, cluster_id, template, label, severity, toUnixTimestamp64Milli(first_seen), "
+            "examples FROM {db}.novel_errors FINAL WHERE first_seen >= fromUnixTimestamp64Milli({s:Int64})"
+            + (" AND tenant = {t:String}" if tenant else "") + " ORDER BY first_seen DESC",
+            {"s": since_ms, "t": tenant or ""})
+        keys = ("tenant", "service", "cluster_id", "template", "label", "severity", "first_seen_ms", "examples")
+        return [dict(zip(keys, r)) for r in rows]
+
     # -- reads ---------------------------------------------------------------------------
     def query(self, sql: str, parameters: Optional[dict] = None) -> list[tuple]:
         """Run a read query; ``{db}`` in the SQL is replaced by the store's database."""

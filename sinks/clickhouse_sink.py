@@ -114,3 +114,27 @@ class AnomalySink(DynamicSink):
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _AnomalyPartition:
         return _AnomalyPartition(self.store_factory(), self.detector)
+
+
+class _LogPartition(StatelessSinkPartition):
+    def __init__(self, store: ClickHouseStore):
+        self.store = store
+
+    def write_batch(self, items: list) -> None:
+        templates: list = []
+        novel: list = []
+        for _key, (_kind, (tmpl, events)) in items:
+            templates.extend(tmpl)
+            novel.extend(events)
+        self.store.write_log_templates(templates)
+        self.store.write_novel_errors(novel)
+
+
+class LogSink(DynamicSink):
+    """New / generalized log templates and novel-error events (small volumes)."""
+
+    def __init__(self, store_factory: Callable[[], ClickHouseStore]):
+        self.store_factory = store_factory
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _LogPartition:
+        return _LogPartition(self.store_factory())
