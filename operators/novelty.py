@@ -43,7 +43,7 @@ def _words(template: str) -> frozenset:
 
 def label_of(service: str, severity: str, template: str) -> str:
     """A short phrase: severity, service and the template with its variables elided."""
-    text = re.sub(r"(?:<\*>\s*)+", "… ", template).strip()
+    text = re.sub(r"<\*>(?:\s*<\*>)*", "…", template).strip()
     if len(text) > 90:
         text = text[:89] + "…"
     return f"{severity or 'log'} in {service}: {text}"

@@ -257,6 +257,10 @@ def _demo_story(store, gold: dict) -> None:
         for svc, series, first, n, kind in found:
             delay = (first - f["start_ms"]) / 1000
             print(f"    {svc:<22} {series:<34} {kind:<12} first {delay:+.0f}s after the fault began")
+        novel = [e for e in store.novel_errors() if f["start_ms"] - 60_000 <= e["first_seen_ms"] <= f["end_ms"]]
+        print(f"  novel errors surfaced from the logs during the fault ({len(novel)}, first 5):")
+        for e in sorted(novel, key=lambda e: e["first_seen_ms"])[:5]:
+            print(f"    +{(e['first_seen_ms'] - f['start_ms']) / 1000:.0f}s  {e['label'][:110]}")
     pages = store.query("SELECT count() FROM {db}.signals WHERE kind = 'alert' AND body LIKE '[trigger]%'")[0][0]
     changes = store.query("SELECT count() FROM {db}.signals WHERE kind = 'change'")[0][0]
     print(f"  {pages} pages and {changes} change events stored alongside")
@@ -380,6 +384,69 @@ def cmd_anomalies(args: argparse.Namespace) -> int:
     return 0
 
 
+def _latest_log_ms(store) -> int:
+    rows = store.query("SELECT toUnixTimestamp64Milli(max(last_seen)) FROM {db}.log_clusters_1m")
+    return int(rows[0][0]) if rows and rows[0][0] else int(time.time() * 1000)
+
+
+def cmd_clusters(args: argparse.Namespace) -> int:
+    """Log template clusters of a window: top by lines or growth, one cluster's timeline, or a
+    text search over templates."""
+    from flows.ingest import default_store_factory
+
+    settings = _settings(args)
+    store = default_store_factory(settings)()
+    tenant = settings.default_tenant  # --tenant
+    hi = _latest_log_ms(store) + 60_000
+    lo = hi - _duration_s(args.since) * 1000
+    if args.search:
+        rows = [{"cluster_id": c, "template": t} for c, t in store.search_clusters(tenant, args.search, args.limit)]
+        if args.json:
+            print(json.dumps(rows))
+        else:
+            print(f"{len(rows)} templates containing {args.search!r}:")
+            for r in rows:
+                print(f"  {r['cluster_id']}  {r['template']}")
+        return 0
+    if args.cluster:
+        rows = store.cluster_timeline(tenant, args.cluster, lo, hi)
+        if args.json:
+            print(json.dumps([{"minute": m.isoformat(), "service": s, "lines": n, "errors": e} for m, s, n, e in rows]))
+        else:
+            print(f"cluster {args.cluster}, per minute and service, last {args.since} of logs:")
+            for m, svc, n, e in rows:
+                print(f"  {m:%Y-%m-%d %H:%M}  {svc:<20} {n:>8,} lines {e:>6,} errors")
+        return 0
+    rows = store.top_clusters(tenant, lo, hi, args.service, args.order, args.limit)
+    if args.json:
+        print(json.dumps(rows, default=str))
+        return 0
+    print(f"top {len(rows)} clusters by {args.order}, last {args.since} of logs"
+          f"{' for ' + args.service if args.service else ''}:")
+    for r in rows:
+        print(f"  {r['cluster_id']}  {r['lines']:>9,} lines {r['errors']:>7,} errors  x{r['growth']:<6.2f} "
+              f"{(r['template'] or '')[:100]}")
+    return 0
+
+
+def cmd_novel(args: argparse.Namespace) -> int:
+    """Novel errors: templates the fleet had not printed before, marked as trouble."""
+    from flows.ingest import default_store_factory
+
+    settings = _settings(args)
+    store = default_store_factory(settings)()
+    since = _latest_log_ms(store) - _duration_s(args.since) * 1000
+    rows = store.novel_errors(getattr(args, "tenant", None), since)
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    print(f"{len(rows)} novel errors in the last {args.since} of logs:")
+    for r in reversed(rows):
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r["first_seen_ms"] / 1000))
+        print(f"  {when}  {r['label']}\n      e.g. {r['examples'][0][:160]}")
+    return 0
+
+
 def cmd_stats(args: argparse.Namespace) -> int:
     """Print what the store holds."""
     from flows.ingest import default_store_factory
@@ -488,6 +555,28 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--json", action="store_true", help="print a JSON list")
     _add_backend_flags(an)
     an.set_defaults(func=cmd_anomalies)
+
+    cl = sub.add_parser("clusters", help="log template clusters: top by lines or growth, a timeline, search",
+                        description="Log template clusters the stream job found (every stored log line carries "
+                                    "its cluster id). Default: the top clusters of the window.")
+    cl.add_argument("--since", default="1h", help="window back from the latest log (default 1h)")
+    cl.add_argument("--service", help="only this service")
+    cl.add_argument("--order", choices=["count", "growth"], default="count",
+                    help="rank by lines, or by growth (second half of the window over the first)")
+    cl.add_argument("--cluster", help="the per-minute timeline of this cluster id instead")
+    cl.add_argument("--search", help="templates containing this text instead")
+    cl.add_argument("--limit", type=int, default=20, help="at most this many (default 20)")
+    cl.add_argument("--json", action="store_true", help="print JSON")
+    _add_backend_flags(cl)
+    cl.set_defaults(func=cmd_clusters)
+
+    nv = sub.add_parser("novel", help="novel errors: new kinds of trouble in the logs, labelled",
+                        description="Templates the fleet had not printed before (after its baseline period), "
+                                    "of severity warning or worse or with words of trouble, one per service.")
+    nv.add_argument("--since", default="24h", help="window back from the latest log (default 24h)")
+    nv.add_argument("--json", action="store_true", help="print a JSON list")
+    _add_backend_flags(nv)
+    nv.set_defaults(func=cmd_novel)
 
     st = sub.add_parser("stats", help="what the store holds: signals by kind, dead letters by reason",
                         description="Counts of stored signals by kind and of dead letters, with the top reasons.")

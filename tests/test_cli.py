@@ -12,7 +12,7 @@ from tests.conftest import run_cli
 
 
 @pytest.mark.parametrize("cmd", [[], ["run"], ["replay"], ["demo"], ["stats"], ["bench"], ["simulate"],
-                                 ["anomalies"], ["baseline"]])
+                                 ["anomalies"], ["baseline"], ["clusters"], ["novel"]])
 def test_every_command_has_help(cmd):
     p = run_cli(cmd + ["--help"])
     assert "usage: opscopilot" in p.stdout
@@ -45,6 +45,7 @@ def test_demo_streams_a_simulated_incident(tmp_path):
     assert "dependency_outage on" in p.stdout and "0 dead letters" in p.stdout
     assert "->" in p.stdout  # error-rate rollups before -> during the fault
     assert "anomalies detected online during the fault" in p.stdout and "after the fault began" in p.stdout
+    assert "novel errors surfaced from the logs during the fault" in p.stdout
     assert not (tmp_path / "pg" / "postmaster.pid").exists()
 
 
@@ -56,6 +57,20 @@ def test_anomalies_command_lists_what_the_demo_detected(tmp_path):
     assert [a["ts"] for a in listed] == sorted(a["ts"] for a in listed)
     p = run_cli(["anomalies", "--service", listed[-1]["service"], "--data-dir", str(tmp_path)])
     assert listed[-1]["service"] in p.stdout and "expected" in p.stdout
+    # the logs of the same run: clusters and novel errors
+    novel = json.loads(run_cli(["novel", "--json", "--data-dir", str(tmp_path)]).stdout)
+    assert novel and all(e["label"] and e["examples"] for e in novel)
+    top = json.loads(run_cli(["clusters", "--json", "--since", "1d", "--data-dir", str(tmp_path)]).stdout)
+    assert top and [c["lines"] for c in top] == sorted((c["lines"] for c in top), reverse=True)
+    cid = novel[0]["cluster_id"]
+    timeline = json.loads(run_cli(["clusters", "--cluster", cid, "--since", "1d", "--json",
+                                   "--data-dir", str(tmp_path)]).stdout)
+    assert timeline and sum(r["lines"] for r in timeline) >= 1
+    word = novel[0]["template"].split()[0]
+    found = json.loads(run_cli(["clusters", "--search", word, "--json", "--data-dir", str(tmp_path)]).stdout)
+    assert cid in {c["cluster_id"] for c in found}
+    p = run_cli(["novel", "--data-dir", str(tmp_path)])
+    assert "novel errors" in p.stdout and novel[0]["label"][:40] in p.stdout
 
 
 def test_demo_ingests_the_bundled_sample_and_stops_postgres(tmp_path):
