@@ -168,6 +168,43 @@ def _score_faults(gold: dict, gold_windows: dict, fired: List[Tuple[Tuple[str, s
         found.append(None if first_hit is None else max(0.0, (first_hit - first_window) / step))
 
 
+def score_novelty(gold: dict, obs: Observed, acc: dict) -> None:
+    """Novel errors of one scenario, ours and the baseline, against the gold's novel templates:
+    appends (matched, wanted) to ``acc["novel"]`` / ``acc["novel_baseline"]`` and the seconds
+    from a gold template's first line to our event to ``acc["novel_delay_s"]``. Templates first
+    seen after the first 30% of the scenario are novel."""
+    learn_until = gold["start_ms"] + int((gold["end_ms"] - gold["start_ms"]) * 0.3)
+    gold_novel = [(t["service"], t["template"]) for f in gold["faults"] for t in f["novel_templates"]]
+    regexes = [(svc, pattern_regex(p)) for svc, p in gold_novel]
+    wanted = {("gold", i) for i in range(len(gold_novel))}
+
+    def match(svc: str, example: str):
+        return next((i for i, (gs, rx) in enumerate(regexes) if gs == svc and rx.match(example)), None)
+
+    matched = set()
+    for (svc, _masked), example in novel_templates([(t, sv, b) for t, sv, b, _sev in obs.logs],
+                                                   learn_until).items():
+        hit = match(svc, example)
+        matched.add(("gold", hit) if hit is not None else ("fp", svc, _masked))
+    acc["novel_baseline"].append((matched, wanted))
+    # ours: the template miner + novelty tracker over the stream, as the stream job runs them
+    miner, tracker = TemplateMiner(), NoveltyTracker(baseline_until_ms=learn_until)
+    matched, first_line, first_event = set(), {}, {}
+    for ts, svc, body, sev in obs.logs:
+        m = miner.add(body)
+        hit = match(svc, body)
+        if hit is not None:
+            first_line.setdefault(hit, ts)
+        ev = tracker.observe(ts, "default", svc, sev, m.cluster_id, m.template, body, m.variant_of)
+        if ev is not None:
+            hit = match(svc, ev.examples[0])
+            matched.add(("gold", hit) if hit is not None else ("fp", svc, ev.cluster_id))
+            if hit is not None:
+                first_event.setdefault(hit, ts)
+    acc["novel"].append((matched, wanted))
+    acc["novel_delay_s"].extend((first_event[i] - first_line[i]) / 1000 for i in first_event)
+
+
 @dataclass
 class Incident:
     start: int
@@ -246,37 +283,7 @@ def score_scenario(run, acc: dict, plot_path: Optional[Path] = None) -> None:
         anomalous = [svc for t, svc in sorted(x for x in first_anomaly if x[0] is not None)]
         acc["rca"].append((rank_by_recent_change(obs.changes, anomalous, inc.start), f["root_cause_service"]))
         acc["blast"].append(S.jaccard(anomalous, f["blast_radius"]))
-    # -- novel errors: templates first seen after the first 30% of the scenario
-    learn_until = gold["start_ms"] + int((gold["end_ms"] - gold["start_ms"]) * 0.3)
-    gold_novel = [(t["service"], t["template"]) for f in gold["faults"] for t in f["novel_templates"]]
-    regexes = [(svc, pattern_regex(p)) for svc, p in gold_novel]
-    wanted = {("gold", i) for i in range(len(gold_novel))}
-
-    def match(svc: str, example: str):
-        return next((i for i, (gs, rx) in enumerate(regexes) if gs == svc and rx.match(example)), None)
-
-    matched = set()
-    for (svc, _masked), example in novel_templates([(t, sv, b) for t, sv, b, _sev in obs.logs],
-                                                   learn_until).items():
-        hit = match(svc, example)
-        matched.add(("gold", hit) if hit is not None else ("fp", svc, _masked))
-    acc["novel_baseline"].append((matched, wanted))
-    # ours: the template miner + novelty tracker over the stream, as the stream job runs them
-    miner, tracker = TemplateMiner(), NoveltyTracker(baseline_until_ms=learn_until)
-    matched, first_line, first_event = set(), {}, {}
-    for ts, svc, body, sev in obs.logs:
-        m = miner.add(body)
-        hit = match(svc, body)
-        if hit is not None:
-            first_line.setdefault(hit, ts)
-        ev = tracker.observe(ts, "default", svc, sev, m.cluster_id, m.template, body, m.variant_of)
-        if ev is not None:
-            hit = match(svc, ev.examples[0])
-            matched.add(("gold", hit) if hit is not None else ("fp", svc, ev.cluster_id))
-            if hit is not None:
-                first_event.setdefault(hit, ts)
-    acc["novel"].append((matched, wanted))
-    acc["novel_delay_s"].extend((first_event[i] - first_line[i]) / 1000 for i in first_event)
+    score_novelty(gold, obs, acc)
     acc["scenarios"] += 1
 
 

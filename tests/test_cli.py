@@ -138,6 +138,15 @@ def test_bench_loghub_and_petshop_run_end_to_end(tmp_path):
     assert "AC@1" in p.stdout
 
 
+def test_bench_logs_runs_end_to_end(tmp_path):
+    out = tmp_path / "logs.json"
+    run_cli(["bench", "logs", "--quick", "--limit", "4", "--n", "20000", "--json", str(out)], timeout=600)
+    res = json.loads(out.read_text())
+    assert res["lines"] == 20000 and res["e2e_lines_per_s"] > 0 and res["e2e_lines_per_s_clustering_off"] > 0
+    assert res["scenarios"] == 4 and 0 <= res["novel_error_precision"] <= 1 and 0 <= res["novel_error_recall"] <= 1
+    assert res["novel_error_delay_s_p95"] is not None and res["novel_error_delay_s_p95"] >= 0
+
+
 def test_every_top_level_package_is_installed():
     """`make demo` runs the installed console script: a package missing from pyproject breaks it."""
     import tomllib
