@@ -218,14 +218,33 @@ def cmd_demo(args: argparse.Namespace) -> int:
         for t in tenants:
             pg_store.ensure_tenant(t, t)
         print(f"tenants registered in Postgres: {', '.join(tenants)}")
+        if settings.log_clustering:
+            from flows.templates import index_templates
+
+            n = index_templates(store, pg_store)
+            print(f"log templates embedded into Postgres (pgvector): {n}")
         if gold is not None:
             _demo_story(store, gold)
+            _demo_similar(store, pg_store, gold)
         if summary["interrupted"]:
             return 130
     finally:
         if embedded is not None:
             embedded.stop()
     return 0
+
+
+def _demo_similar(store, pg_store, gold: dict) -> None:
+    """Semantic search over the embedded templates: errors like the fault's first novel error."""
+    from flows.templates import similar_templates
+
+    novel = sorted(store.novel_errors(), key=lambda e: e["first_seen_ms"])
+    if not novel:
+        return
+    first = novel[0]
+    print(f"\n  templates most like {first['template']!r} (embeddings, pgvector):")
+    for r in similar_templates(pg_store, first["tenant"], cluster_id=first["cluster_id"], limit=3):
+        print(f"    {r['similarity']:.2f}  {r['template'][:100]}")
 
 
 def _demo_story(store, gold: dict) -> None:
@@ -399,6 +418,24 @@ def cmd_clusters(args: argparse.Namespace) -> int:
     tenant = settings.default_tenant  # --tenant
     hi = _latest_log_ms(store) + 60_000
     lo = hi - _duration_s(args.since) * 1000
+    if args.similar or args.like:
+        from flows.templates import index_templates, similar_templates
+        from sinks.postgres import open_postgres
+
+        pg, embedded = open_postgres(settings.postgres_url, settings.data_root)
+        try:
+            index_templates(store, pg, progress=True)
+            rows = similar_templates(pg, tenant, text=args.similar, cluster_id=args.like, limit=args.limit)
+        finally:
+            if embedded is not None:
+                embedded.stop()
+        if args.json:
+            print(json.dumps(rows))
+        else:
+            print(f"templates most like {args.similar or args.like!r}:")
+            for r in rows:
+                print(f"  {r['similarity']:.3f}  {r['cluster_id']}  {r['template'][:100]}")
+        return 0
     if args.search:
         rows = [{"cluster_id": c, "template": t} for c, t in store.search_clusters(tenant, args.search, args.limit)]
         if args.json:
@@ -565,6 +602,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="rank by lines, or by growth (second half of the window over the first)")
     cl.add_argument("--cluster", help="the per-minute timeline of this cluster id instead")
     cl.add_argument("--search", help="templates containing this text instead")
+    cl.add_argument("--similar", metavar="TEXT", help="templates nearest in meaning to this text (embeddings, "
+                                                      "pgvector; new templates are embedded first)")
+    cl.add_argument("--like", metavar="CLUSTER_ID", help="templates nearest in meaning to this cluster's")
     cl.add_argument("--limit", type=int, default=20, help="at most this many (default 20)")
     cl.add_argument("--json", action="store_true", help="print JSON")
     _add_backend_flags(cl)

@@ -427,6 +427,47 @@ class PostgresStore:
             )
             return cur.fetchall()
 
+    def upsert_log_templates(self, tenant_id: str, rows: Sequence[tuple]) -> int:
+        """Store templates with their embeddings: rows of (cluster id, template, embedding,
+        first seen ms). A newer template text replaces the older one."""
+        if not rows:
+            return 0
+        with self.tenant(tenant_id) as conn, conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO log_templates (tenant_id, cluster_id, template, embedding, first_seen)"
+                " VALUES (%s, %s, %s, %s::vector, to_timestamp(%s / 1000.0))"
+                " ON CONFLICT (tenant_id, cluster_id) DO UPDATE SET template = EXCLUDED.template,"
+                " embedding = EXCLUDED.embedding, updated_at = now()"
+                " WHERE log_templates.template <> EXCLUDED.template",
+                [(tenant_id, c, t, _vector_literal(e), f) for c, t, e, f in rows],
+            )
+        return len(rows)
+
+    def log_template_texts(self, tenant_id: str) -> dict[str, str]:
+        """cluster id -> template text of the tenant's embedded templates."""
+        with self.tenant(tenant_id) as conn:
+            return dict(conn.execute("SELECT cluster_id, template FROM log_templates").fetchall())
+
+    def similar_log_templates(
+        self, tenant_id: str, embedding: Sequence[float], *, limit: int = 5, exclude: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The tenant's templates nearest to ``embedding`` by cosine similarity."""
+        vector = _vector_literal(embedding)
+        with self.tenant(tenant_id) as conn, conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(
+                "SELECT cluster_id, template, 1 - (embedding <=> %(v)s::vector) AS similarity"
+                " FROM log_templates WHERE cluster_id IS DISTINCT FROM %(x)s"
+                " ORDER BY embedding <=> %(v)s::vector LIMIT %(limit)s",
+                {"v": vector, "limit": limit, "x": exclude},
+            )
+            return cur.fetchall()
+
+    def log_template_embedding(self, tenant_id: str, cluster_id: str) -> list[float] | None:
+        with self.tenant(tenant_id) as conn:
+            row = conn.execute("SELECT embedding::text FROM log_templates WHERE cluster_id = %s",
+                               (cluster_id,)).fetchone()
+        return [float(x) for x in row[0].strip("[]").split(",")] if row else None
+
     def add_timeline_entry(
         self,
         tenant_id: str,

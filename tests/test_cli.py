@@ -46,6 +46,7 @@ def test_demo_streams_a_simulated_incident(tmp_path):
     assert "->" in p.stdout  # error-rate rollups before -> during the fault
     assert "anomalies detected online during the fault" in p.stdout and "after the fault began" in p.stdout
     assert "novel errors surfaced from the logs during the fault" in p.stdout
+    assert "log templates embedded into Postgres" in p.stdout and "(embeddings, pgvector)" in p.stdout
     assert not (tmp_path / "pg" / "postmaster.pid").exists()
 
 
@@ -71,6 +72,9 @@ def test_anomalies_command_lists_what_the_demo_detected(tmp_path):
     assert cid in {c["cluster_id"] for c in found}
     p = run_cli(["novel", "--data-dir", str(tmp_path)])
     assert "novel errors" in p.stdout and novel[0]["label"][:40] in p.stdout
+    like = json.loads(run_cli(["clusters", "--similar", "the database connection timed out", "--limit", "3",
+                               "--json", "--data-dir", str(tmp_path)]).stdout)
+    assert len(like) == 3 and any("timed out" in x["template"] or "connection" in x["template"] for x in like)
 
 
 def test_demo_ingests_the_bundled_sample_and_stops_postgres(tmp_path):

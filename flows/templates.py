@@ -1,0 +1,52 @@
+"""Template index: the log templates of ClickHouse, embedded, in Postgres (pgvector).
+
+Wiring only: ``index_templates`` reads the latest template of every cluster from ClickHouse
+(``log_templates``), embeds those Postgres does not hold yet or holds with an older text
+(``operators.embed``: once per template, never per line) and upserts them per tenant under
+row-level security. ``similar_templates`` embeds a query text (or takes a stored cluster's
+embedding) and returns the tenant's nearest templates. Run by ``opscopilot clusters --similar``
+and after ``opscopilot demo``.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+from operators.embed import embed, embed_one
+from sinks.clickhouse import ClickHouseStore
+from sinks.postgres import PostgresStore
+
+
+def index_templates(ch: ClickHouseStore, pg: PostgresStore, batch: int = 256, progress: bool = False) -> int:
+    """Embed and store new or changed templates; returns how many were (re)embedded."""
+    by_tenant: dict = {}
+    for tenant, cid, template, first_ms in ch.load_log_templates():
+        by_tenant.setdefault(tenant, []).append((cid, template, first_ms))
+    done = 0
+    for tenant, rows in by_tenant.items():
+        pg.ensure_tenant(tenant, tenant)
+        have = pg.log_template_texts(tenant)
+        todo = [r for r in rows if have.get(r[0]) != r[1]]
+        for i in range(0, len(todo), batch):
+            part = todo[i:i + batch]
+            vecs = embed([t for _c, t, _f in part])
+            pg.upsert_log_templates(tenant, [(c, t, v, f) for (c, t, f), v in zip(part, vecs)])
+            done += len(part)
+            if progress:
+                print(f"[templates] {tenant}: embedded {min(i + batch, len(todo))}/{len(todo)}", file=sys.stderr)
+    return done
+
+
+def similar_templates(pg: PostgresStore, tenant: str, text: Optional[str] = None,
+                      cluster_id: Optional[str] = None, limit: int = 5) -> list:
+    """The tenant's templates nearest to a text, or to a stored cluster's template."""
+    if cluster_id:
+        vec = pg.log_template_embedding(tenant, cluster_id)
+        if vec is None:
+            raise KeyError(f"no embedded template for cluster {cluster_id!r} of tenant {tenant!r}")
+    elif text:
+        vec = embed_one(text)
+    else:
+        raise ValueError("give a text or a cluster id")
+    return pg.similar_log_templates(tenant, vec, limit=limit, exclude=cluster_id)
