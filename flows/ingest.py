@@ -102,8 +102,9 @@ class _LogClustering:
 
     def _seed(self) -> None:
         st = self.state
-        for tenant, cid, template, first_ms in self.store_factory().load_log_templates():
-            st.miners.setdefault(tenant, TemplateMiner(cache_size=LOG_CACHE)).seed(cid, template)
+        for tenant, cid, template, first_ms, alias_of in self.store_factory().load_log_templates(aliases=True):
+            if not alias_of:
+                st.miners.setdefault(tenant, TemplateMiner(cache_size=LOG_CACHE)).seed(cid, template)
             st.novelty.seed(tenant, cid, template, first_ms)
         st.seeded = True
 
@@ -126,8 +127,11 @@ class _LogClustering:
             m = miner.add(r.body)
             r.cluster_id = m.cluster_id
             if m.is_new or m.changed:
-                templates[(r.tenant, m.cluster_id)] = (r.tenant, m.cluster_id, m.template, r.ts)
-            ev = observe(r.ts, r.tenant, r.service, r.severity, m.cluster_id, m.template, r.body, m.variant_of)
+                templates[(r.tenant, m.cluster_id)] = (r.tenant, m.cluster_id, m.template, r.ts, "")
+                for alias in m.replaces:  # ids handed out before now resolve to this cluster
+                    templates[(r.tenant, alias)] = (r.tenant, alias, m.template, r.ts, m.cluster_id)
+            ev = observe(r.ts, r.tenant, r.service, r.severity, m.cluster_id, m.template, r.body, m.variant_of,
+                         m.replaces)
             if ev is not None:
                 novel.append(ev)
         if not n:

@@ -15,10 +15,13 @@ for its variable parts) as it streams past. Per line:
    the line joins the most similar template (share of equal constant tokens >= ``sim``), whose
    differing positions become ``<*>``, or starts a new cluster.
 
-Cluster ids are derived from content: the hash of the cluster's first masked template (16 hex
+Cluster ids are derived from content: the hash of the cluster's masked template (16 hex
 characters), so the same template gets the same id in another process or after a restart
-without coordination; generalizing a template later keeps its id. The state is plain Python
-(it pickles for Bytewax snapshots).
+without coordination. When a template generalizes (a position turns out to be a variable), the
+generalized template is a cluster of its own, with the id of its own content, and the clusters
+it covers become its aliases (``resolve``; ``Match.replaces`` lists them): ids handed out stay
+valid, and two workers that saw different first variants end with the same id. The state is
+plain Python (it pickles for Bytewax snapshots).
 
 >>> m = TemplateMiner()
 >>> a = m.add("connected to 10.0.0.1:5432 in 12ms")
@@ -28,6 +31,8 @@ without coordination; generalizing a template later keeps its id. The state is p
 >>> ids = [m.add(f"user {u} logged in").cluster_id for u in ("ann", "bob", "cy", "di", "ed")]
 >>> len(set(ids[:4])), m.resolve(ids[0]) == ids[4], m.clusters[ids[4]].template
 (4, True, 'user <*> logged in')
+>>> ids[4] == template_id(("user", "<*>", "logged", "in"))  # its own content's id
+True
 >>> m.add("VM Started").cluster_id != m.add("VM Stopped").cluster_id  # few words: events
 True
 """
@@ -118,6 +123,7 @@ class Match:
     is_new: bool  # the line started a new cluster
     changed: bool  # the line generalized its cluster's template (and may have merged others)
     variant_of: Optional[str] = None  # the close cluster this one differs from by a word or two
+    replaces: Tuple[str, ...] = ()  # ids that now resolve to this cluster (on a generalization)
 
 
 @dataclass
@@ -224,14 +230,13 @@ class TemplateMiner:
                 if len(seen) < self.var_k:
                     ready = False
             if ready:
-                for i in diff:
-                    c.tokens[i] = WILD
-                    c.variants.pop(i, None)
-                c.size += 1
-                self._absorb(c, bucket)
-                self._remember(toks, best)
-                self._remember_line(body, best)
-                return Match(best, c.template, False, True)
+                target = self._generalize(c, diff, bucket)
+                target.size += 1
+                self._remember(toks, target.cluster_id)
+                self._remember_line(body, target.cluster_id)
+                replaced = tuple(k for k, x in self.clusters.items()
+                                 if x.alias_of is not None and self.resolve(k) == target.cluster_id)
+                return Match(target.cluster_id, target.template, False, True, None, replaced)
         cid = template_id(toks)
         while cid in self.clusters:  # the same first template elsewhere in the tree: rare
             cid = template_id(toks + (cid,))
@@ -252,15 +257,42 @@ class TemplateMiner:
         self.tree.setdefault(self._route(toks), []).append(cluster_id)
         self._remember(toks, cluster_id)
 
+    def _generalize(self, c: Cluster, diff: List[int], bucket: List[str]) -> Cluster:
+        """``c`` with ``diff`` positions made variable becomes the cluster of the generalized
+        template, whose id is derived from that template: two workers (or runs) that saw
+        different first variants end with the same id. ``c`` and the clusters the new template
+        covers become its aliases."""
+        tokens = list(c.tokens)
+        for i in diff:
+            tokens[i] = WILD
+        new_id = template_id(tuple(tokens))
+        target = self.clusters.get(new_id)
+        if target is not None and target.alias_of is not None:
+            target = self.clusters[self.resolve(new_id)]
+        if target is None:
+            target = self.clusters[new_id] = Cluster(new_id, tokens, 0, variant_of=c.variant_of)
+            bucket.append(new_id)
+        if target is not c:
+            c.alias_of = target.cluster_id
+            target.size += c.size
+            for i, vals in c.variants.items():
+                if i not in diff and target.tokens[i] != WILD:
+                    mine = target.variants.setdefault(i, [target.tokens[i]])
+                    mine.extend(v for v in vals if v not in mine)
+        self._absorb(target, bucket)
+        return target
+
     def _absorb(self, c: Cluster, bucket: List[str]) -> None:
         """Merge into ``c`` the clusters of its bucket that its generalized template covers;
         their ids become aliases of ``c``'s (ids handed out stay valid)."""
         keep = []
         for other in bucket:
             o = self.clusters[other]
-            if other != c.cluster_id and all(a == WILD or a == b for a, b in zip(c.tokens, o.tokens)):
-                o.alias_of = c.cluster_id
-                c.size += o.size
+            if other != c.cluster_id and (o.alias_of is not None
+                                          or all(a == WILD or a == b for a, b in zip(c.tokens, o.tokens))):
+                if o.alias_of is None:
+                    o.alias_of = c.cluster_id
+                    c.size += o.size
                 for i, vals in o.variants.items():
                     if c.tokens[i] != WILD:
                         mine = c.variants.setdefault(i, [c.tokens[i]])

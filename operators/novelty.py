@@ -92,15 +92,24 @@ class NoveltyTracker:
         return (severity or "").lower() in SEVERE or TROUBLE.search(template) is not None
 
     def observe(self, ts: int, tenant: str, service: str, severity: str, cluster_id: str,
-                template: str, body: str, variant_of: Optional[str] = None) -> Optional[NovelError]:
+                template: str, body: str, variant_of: Optional[str] = None,
+                replaces: Tuple[str, ...] = ()) -> Optional[NovelError]:
         """``variant_of``: the known cluster this one differs from only by a word or two (the
         miner keeps such words apart until enough of them show they are a parameter): a new
-        table name in a known error is no new kind of error."""
+        table name in a known error is no new kind of error. ``replaces``: clusters that a
+        generalized template just took over; what was known or reported of them holds for it."""
         t = self.tenants.get(tenant)
         if t is None:
             t = self.tenants[tenant] = _Tenant(ts)
         if cluster_id in t.known:
             return None
+        if replaces:
+            if any(r in t.known for r in replaces):
+                t.known[cluster_id] = template
+                return None
+            if any((service, r) in t.reported for r in replaces):
+                t.reported.add((service, cluster_id))
+                return None
         until = self.baseline_until_ms if self.baseline_until_ms is not None else t.first_ms + self.baseline_ms
         if ts <= until:
             t.known[cluster_id] = template

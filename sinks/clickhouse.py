@@ -34,6 +34,9 @@ _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CHDB_CLIENTS: dict[str, Any] = {}
 _CHDB_LOCK = threading.Lock()
 _INSERT_SETTINGS = {"max_partitions_per_insert_block": 1000}
+# cluster id -> the cluster it now resolves to (only ids that became aliases), for {t:String}
+_ALIASES = ("SELECT cluster_id, argMax(alias_of, updated_at) AS alias_of FROM {db}.log_templates "
+            "WHERE tenant = {t:String} GROUP BY cluster_id HAVING alias_of != ''")
 
 
 class ClickHouseStoreError(RuntimeError):
@@ -267,7 +270,7 @@ class ClickHouseStore:
         return [((t, svc, ser), st) for t, svc, ser, st in rows]
 
     def write_log_templates(self, rows: list) -> int:
-        """Latest template per cluster: rows of (tenant, cluster id, template, first seen ms)."""
+        """Templates: rows of (tenant, cluster id, template, first seen ms[, alias of])."""
         if not rows:
             return 0
         now = int(time.time() * 1000)
@@ -276,6 +279,7 @@ class ClickHouseStore:
             "tenant": [r[0] for r in rows], "cluster_id": [r[1] for r in rows],
             "template": [r[2] for r in rows], "first_seen": pa.array([r[3] for r in rows], ts),
             "updated_at": pa.array([now] * len(rows), ts),
+            "alias_of": [r[4] if len(r) > 4 else "" for r in rows],
         })
         self._retry("insert into log_templates", lambda: self.client.insert_arrow(
             f"{self.db}.log_templates", table, settings=_INSERT_SETTINGS))
@@ -302,10 +306,14 @@ class ClickHouseStore:
             f"{self.db}.novel_errors", table, settings=_INSERT_SETTINGS))
         return len(events)
 
-    def load_log_templates(self) -> list:
-        """Every stored template: (tenant, cluster id, latest template, first seen ms)."""
-        return self.query("SELECT tenant, cluster_id, argMax(template, updated_at), "
-                          "toUnixTimestamp64Milli(min(first_seen)) FROM {db}.log_templates GROUP BY tenant, cluster_id")
+    def load_log_templates(self, aliases: bool = False) -> list:
+        """Every stored cluster: (tenant, cluster id, latest template, first seen ms), and with
+        ``aliases`` also the id it resolves to ('' for a cluster of its own) as a fifth field;
+        without, aliases are left out."""
+        rows = self.query("SELECT tenant, cluster_id, argMax(template, updated_at), "
+                          "toUnixTimestamp64Milli(min(first_seen)), argMax(alias_of, updated_at) "
+                          "FROM {db}.log_templates GROUP BY tenant, cluster_id")
+        return rows if aliases else [r[:4] for r in rows if not r[4]]
 
     # -- log cluster reads (API-ready) ----------------------------------------------------
     def top_clusters(self, tenant: str, since_ms: int, until_ms: int, service: Optional[str] = None,
@@ -320,22 +328,27 @@ class ClickHouseStore:
             "min(c.first_seen), max(c.last_seen), groupUniqArray(c.service), any(c.example), "
             "(sumIf(c.lines, c.minute >= fromUnixTimestamp64Milli({mid:Int64})) + 1) / "
             "(sumIf(c.lines, c.minute < fromUnixTimestamp64Milli({mid:Int64})) + 1) AS growth "
-            "FROM {db}.log_clusters_1m AS c LEFT JOIN (SELECT cluster_id, argMax(template, updated_at) AS template "
+            "FROM (SELECT if(a.alias_of != '', a.alias_of, x.cluster_id) AS cluster_id, x.service AS service, "
+            "x.minute AS minute, x.lines AS lines, x.errors AS errors, x.warnings AS warnings, "
+            "x.first_seen AS first_seen, x.last_seen AS last_seen, x.example AS example "
+            "FROM {db}.log_clusters_1m AS x LEFT JOIN (" + _ALIASES + ") AS a ON a.cluster_id = x.cluster_id "
+            "WHERE x.tenant = {t:String} AND x.minute >= toStartOfMinute(fromUnixTimestamp64Milli({lo:Int64})) "
+            "AND x.minute < fromUnixTimestamp64Milli({hi:Int64})"
+            + (" AND x.service = {svc:String}" if service else "")
+            + ") AS c LEFT JOIN (SELECT cluster_id, argMax(template, updated_at) AS template "
             "FROM {db}.log_templates WHERE tenant = {t:String} GROUP BY cluster_id) AS t ON t.cluster_id = c.cluster_id "
-            "WHERE c.tenant = {t:String} AND c.minute >= toStartOfMinute(fromUnixTimestamp64Milli({lo:Int64})) "
-            "AND c.minute < fromUnixTimestamp64Milli({hi:Int64})"
-            + (" AND c.service = {svc:String}" if service else "")
-            + f" GROUP BY c.cluster_id ORDER BY {'n' if order == 'count' else 'growth'} DESC LIMIT {int(limit)}")
+            f"GROUP BY c.cluster_id ORDER BY {'n' if order == 'count' else 'growth'} DESC LIMIT {int(limit)}")
         rows = self.query(sql, {"t": tenant, "lo": since_ms, "hi": until_ms, "mid": mid, "svc": service or ""})
         keys = ("cluster_id", "template", "lines", "errors", "warnings", "first_seen", "last_seen", "services",
                 "example", "growth")
         return [dict(zip(keys, r)) for r in rows]
 
     def cluster_timeline(self, tenant: str, cluster_id: str, since_ms: int, until_ms: int) -> list[tuple]:
-        """(minute, service, lines, errors) of one cluster over a window."""
+        """(minute, service, lines, errors) of one cluster (and the ids it took over) over a window."""
         return self.query(
             "SELECT minute, service, sum(lines), sum(errors) FROM {db}.log_clusters_1m "
-            "WHERE tenant = {t:String} AND cluster_id = {c:String} "
+            "WHERE tenant = {t:String} AND (cluster_id = {c:String} OR cluster_id IN "
+            "(SELECT cluster_id FROM (" + _ALIASES + ") WHERE alias_of = {c:String})) "
             "AND minute >= toStartOfMinute(fromUnixTimestamp64Milli({lo:Int64})) "
             "AND minute < fromUnixTimestamp64Milli({hi:Int64}) GROUP BY minute, service ORDER BY minute, service",
             {"t": tenant, "c": cluster_id, "lo": since_ms, "hi": until_ms})
@@ -344,7 +357,8 @@ class ClickHouseStore:
         """(cluster id, template) of the tenant's templates containing ``text`` (case-insensitive)."""
         return self.query(
             "SELECT cluster_id, argMax(template, updated_at) AS tmpl FROM {db}.log_templates "
-            "WHERE tenant = {t:String} GROUP BY cluster_id HAVING positionCaseInsensitive(tmpl, {q:String}) > 0 "
+            "WHERE tenant = {t:String} GROUP BY cluster_id "
+            "HAVING argMax(alias_of, updated_at) = '' AND positionCaseInsensitive(tmpl, {q:String}) > 0 "
             f"ORDER BY cluster_id LIMIT {int(limit)}", {"t": tenant, "q": text})
 
     def novel_errors(self, tenant: Optional[str] = None, since_ms: int = 0) -> list[dict]:

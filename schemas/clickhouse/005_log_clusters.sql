@@ -1,15 +1,17 @@
 -- Log template clusters (operators.logcluster): every stored log line carries its cluster id.
 ALTER TABLE {db}.signals ADD COLUMN IF NOT EXISTS cluster_id LowCardinality(String) DEFAULT '';
 
--- Each cluster's template text, latest version (templates generalize as variants arrive; the
--- id stays). Written by the stream job when a cluster is new or its template changes.
+-- Each cluster's template text, written by the stream job when a cluster is new. A template
+-- that generalizes becomes a cluster of its own (id from its content); the clusters it took
+-- over stay as rows with `alias_of` naming it, so ids already stored on log lines resolve.
 CREATE TABLE IF NOT EXISTS {db}.log_templates
 (
     tenant      LowCardinality(String),
     cluster_id  String,
     template    String,
     first_seen  DateTime64(3, 'UTC'),
-    updated_at  DateTime64(3, 'UTC')
+    updated_at  DateTime64(3, 'UTC'),
+    alias_of    String DEFAULT ''
 )
 ENGINE = ReplacingMergeTree(updated_at)
 ORDER BY (tenant, cluster_id);
