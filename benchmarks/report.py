@@ -13,12 +13,24 @@ from typing import Optional
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def commit() -> str:
+def _git(*args: str) -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                              text=True, timeout=5).stdout.strip() or "unknown"
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=5).stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        return ""
+
+
+def _head() -> str:
+    """The commit the code was loaded from ("+dirty" with uncommitted changes to tracked files)."""
+    head = _git("rev-parse", "--short", "HEAD") or "unknown"
+    return head + ("+dirty" if _git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+_AT_START = _head()  # read when the benchmark starts: the run measures this code
+
+
+def commit() -> str:
+    return _AT_START
 
 
 def machine() -> dict:
