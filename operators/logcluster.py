@@ -64,7 +64,7 @@ _WORDS = [(marks, re.compile(rx)) for marks, rx in _WORD_RULES]
 _SEP = r"\s=:,;()\[\]{}\"'"
 # from a token part's first digit to its end ("node-12" -> "node-<*>", "10.0.0.1:80" -> "<*>:<*>"),
 # or the whole part when it starts with hex letters before its first digit ("deadbeef42", "fe80")
-_DIGITS = re.compile(rf"(?<![^{_SEP}])[a-fA-F]++\d[^{_SEP}]*+|\d[^{_SEP}]*+")
+_DIGITS = re.compile(rf"[a-fA-F\d](?:(?<=\d)[^{_SEP}]*+|(?<![^{_SEP}][a-fA-F])[a-fA-F]*+\d[^{_SEP}]*+)")
 _WILDS = re.compile(r"(?:<\*>)+")
 # a token made only of wildcards and separators (a list of addresses, a range) is one wildcard
 _WILD_JOINTS = tuple(WILD + c for c in ",;:/|.-")
