@@ -195,8 +195,8 @@ def score_novelty(gold: dict, obs: Observed, acc: dict) -> None:
         hit = match(svc, body)
         if hit is not None:
             first_line.setdefault(hit, ts)
-        ev = tracker.observe(ts, "default", svc, sev, m.cluster_id, m.template, body, m.variant_of)
-        if ev is not None:
+        ev = tracker.observe(ts, "default", svc, sev, m.cluster_id, m.template, body, m.variant_of, m.replaces)
+        if ev is not None and ev.kind == "novel":  # rate spikes of known errors are not scored here
             hit = match(svc, ev.examples[0])
             matched.add(("gold", hit) if hit is not None else ("fp", svc, ev.cluster_id))
             if hit is not None:

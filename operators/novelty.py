@@ -60,6 +60,18 @@ class NovelError:
     first_seen_ms: int
     examples: List[str]
     nearest: List[Tuple[str, str, float]]  # (cluster id, template, similarity) known before
+    kind: str = "novel"  # novel | rate_spike
+    per_minute: float = 0.0  # rate_spike: lines in the minute that spiked
+    usual_per_minute: float = 0.0  # rate_spike: the cluster's usual rate in that service
+
+
+@dataclass
+class _Rate:
+    minute: int  # the event-time minute being counted
+    count: int = 0
+    usual: float = 0.0  # EWMA of lines per minute (empty minutes count as zeros)
+    minutes: int = 0  # minutes seen since the first line
+    quiet_until: int = -1  # no new spike report before this minute (one report per episode)
 
 
 @dataclass
@@ -67,17 +79,27 @@ class _Tenant:
     first_ms: int
     known: Dict[str, str] = field(default_factory=dict)  # baseline cluster id -> template
     reported: set = field(default_factory=set)  # (service, cluster id) pairs seen after it
+    rates: Dict[Tuple[str, str], _Rate] = field(default_factory=dict)  # (service, cluster) of trouble
+    trouble: Dict[str, bool] = field(default_factory=dict)  # cluster id -> template marks trouble
 
 
 @dataclass
 class NoveltyTracker:
     """Parameters: ``baseline_ms`` (how long after a tenant's first line its templates are
     learned as known), ``baseline_until_ms`` (or: a fixed end of the baseline), ``nearest``
-    (known templates listed on an event)."""
+    (known templates listed on an event); rate spikes of known trouble clusters: a minute with
+    at least ``spike_min`` lines and ``spike_factor`` times the cluster's usual rate in that
+    service (EWMA over minutes, rate ``spike_alpha``, after ``spike_learn`` minutes), reported as
+    soon as the minute's count crosses it, then not again for ``spike_quiet`` minutes."""
 
     baseline_ms: int = 30 * 60_000
     baseline_until_ms: Optional[int] = None
     nearest: int = 3
+    spike_min: int = 10
+    spike_factor: float = 5.0
+    spike_alpha: float = 0.1
+    spike_learn: int = 10
+    spike_quiet: int = 30
     tenants: Dict[str, _Tenant] = field(default_factory=dict)
 
     def seed(self, tenant: str, cluster_id: str, template: str, first_seen_ms: int) -> None:
@@ -87,6 +109,40 @@ class NoveltyTracker:
             t = self.tenants[tenant] = _Tenant(first_seen_ms)
         t.first_ms = min(t.first_ms, first_seen_ms)
         t.known[cluster_id] = template
+
+    def _rate(self, t: _Tenant, ts: int, tenant: str, service: str, severity: str, cluster_id: str,
+              template: str, body: str) -> Optional[NovelError]:
+        """Count a line of a known cluster; a trouble cluster's minute far above its usual rate
+        is a rate spike."""
+        trouble = t.trouble.get(cluster_id)
+        if trouble is None:
+            trouble = t.trouble[cluster_id] = self.is_trouble(severity, template)
+        if not trouble:
+            return None
+        minute = ts // 60_000
+        key = (service, cluster_id)
+        r = t.rates.get(key)
+        if r is None:
+            r = t.rates[key] = _Rate(minute)
+        if minute > r.minute:  # close the minute(s) before: empty ones count as zeros
+            a = self.spike_alpha
+            r.usual += a * (r.count - r.usual)
+            gap = minute - r.minute - 1
+            if gap:
+                r.usual *= (1.0 - a) ** min(gap, 10_000)
+            r.minutes += minute - r.minute
+            r.minute, r.count = minute, 0
+        elif minute < r.minute:
+            return None  # a late line of a closed minute: counted no more
+        r.count += 1
+        if (r.minutes < self.spike_learn or minute < r.quiet_until or r.count < self.spike_min
+                or r.count < self.spike_factor * max(r.usual, 1.0 / self.spike_learn)):
+            return None
+        r.quiet_until = minute + self.spike_quiet
+        label = f"rate spike in {service}: {r.count}/min vs usual {r.usual:.1f}/min of " + \
+            label_of(service, severity, template).split(": ", 1)[1]
+        return NovelError(tenant, service, cluster_id, template, label, severity, ts, [body[:500]], [],
+                          "rate_spike", float(r.count), round(r.usual, 3))
 
     def is_trouble(self, severity: str, template: str) -> bool:
         return (severity or "").lower() in SEVERE or TROUBLE.search(template) is not None
@@ -102,7 +158,7 @@ class NoveltyTracker:
         if t is None:
             t = self.tenants[tenant] = _Tenant(ts)
         if cluster_id in t.known:
-            return None
+            return self._rate(t, ts, tenant, service, severity, cluster_id, template, body)
         if replaces:
             if any(r in t.known for r in replaces):
                 t.known[cluster_id] = template
@@ -118,7 +174,7 @@ class NoveltyTracker:
             return None
         key = (service, cluster_id)
         if key in t.reported:
-            return None
+            return self._rate(t, ts, tenant, service, severity, cluster_id, template, body)
         t.reported.add(key)
         if not self.is_trouble(severity, template):
             return None

@@ -467,13 +467,14 @@ def cmd_clusters(args: argparse.Namespace) -> int:
 
 
 def cmd_novel(args: argparse.Namespace) -> int:
-    """Novel errors: templates the fleet had not printed before, marked as trouble."""
+    """Novel errors: templates the fleet had not printed before, marked as trouble (and with
+    --spikes, minutes when a known error template printed far above its usual rate)."""
     from flows.ingest import default_store_factory
 
     settings = _settings(args)
     store = default_store_factory(settings)()
     since = _latest_log_ms(store) - _duration_s(args.since) * 1000
-    rows = store.novel_errors(getattr(args, "tenant", None), since)
+    rows = store.novel_errors(getattr(args, "tenant", None), since, None if args.spikes else "novel")
     if args.json:
         print(json.dumps(rows))
         return 0
@@ -614,6 +615,7 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Templates the fleet had not printed before (after its baseline period), "
                                     "of severity warning or worse or with words of trouble, one per service.")
     nv.add_argument("--since", default="24h", help="window back from the latest log (default 24h)")
+    nv.add_argument("--spikes", action="store_true", help="also rate spikes of known error templates")
     nv.add_argument("--json", action="store_true", help="print a JSON list")
     _add_backend_flags(nv)
     nv.set_defaults(func=cmd_novel)

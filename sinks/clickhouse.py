@@ -294,6 +294,11 @@ class ClickHouseStore:
         table = pa.table({
             "tenant": [e.tenant for e in events], "service": [e.service for e in events],
             "cluster_id": [e.cluster_id for e in events], "template": [e.template for e in events],
+            "kind": [e.kind for e in events],
+            "spike_minute": pa.array([e.first_seen_ms // 60_000 if e.kind != "novel" else 0 for e in events],
+                                     pa.uint32()),
+            "per_minute": pa.array([e.per_minute for e in events], pa.float32()),
+            "usual_per_minute": pa.array([e.usual_per_minute for e in events], pa.float32()),
             "label": [e.label for e in events], "severity": [e.severity for e in events],
             "first_seen": pa.array([e.first_seen_ms for e in events], ts),
             "examples": [e.examples for e in events],
@@ -361,14 +366,17 @@ class ClickHouseStore:
             "HAVING argMax(alias_of, updated_at) = '' AND positionCaseInsensitive(tmpl, {q:String}) > 0 "
             f"ORDER BY cluster_id LIMIT {int(limit)}", {"t": tenant, "q": text})
 
-    def novel_errors(self, tenant: Optional[str] = None, since_ms: int = 0) -> list[dict]:
-        """Novel-error events since a time, newest first."""
+    def novel_errors(self, tenant: Optional[str] = None, since_ms: int = 0, kind: Optional[str] = "novel") -> list[dict]:
+        """Novel-error events since a time, newest first: new kinds of trouble (``kind``
+        'novel'), rate spikes of known ones ('rate_spike'), or both (None)."""
         rows = self.query(
             "SELECT tenant, service, cluster_id, template, label, severity, toUnixTimestamp64Milli(first_seen), "
-            "examples FROM {db}.novel_errors FINAL WHERE first_seen >= fromUnixTimestamp64Milli({s:Int64})"
-            + (" AND tenant = {t:String}" if tenant else "") + " ORDER BY first_seen DESC",
-            {"s": since_ms, "t": tenant or ""})
-        keys = ("tenant", "service", "cluster_id", "template", "label", "severity", "first_seen_ms", "examples")
+            "examples, kind, per_minute, usual_per_minute FROM {db}.novel_errors FINAL "
+            "WHERE first_seen >= fromUnixTimestamp64Milli({s:Int64})"
+            + (" AND tenant = {t:String}" if tenant else "") + (" AND kind = {k:String}" if kind else "")
+            + " ORDER BY first_seen DESC", {"s": since_ms, "t": tenant or "", "k": kind or ""})
+        keys = ("tenant", "service", "cluster_id", "template", "label", "severity", "first_seen_ms", "examples",
+                "kind", "per_minute", "usual_per_minute")
         return [dict(zip(keys, r)) for r in rows]
 
     # -- reads ---------------------------------------------------------------------------

@@ -44,3 +44,21 @@ def test_a_new_word_in_a_known_sentence_is_no_new_kind():
     feed(tr, miner, 0, "db", "error", "ERROR: duplicate key value violates unique constraint users_pkey")
     e = feed(tr, miner, 20 * MIN, "db", "error", "ERROR: duplicate key value violates unique constraint orders_pkey")
     assert e is None
+
+
+def test_a_known_error_printing_far_above_its_rate_is_a_spike():
+    miner, tr = TemplateMiner(), NoveltyTracker(baseline_ms=10 * MIN)
+    events = []
+    for minute in range(40):  # one "connection reset" a minute, then 30 in minute 35
+        n = 30 if minute == 35 else 1
+        for k in range(n):
+            ev = feed(tr, miner, minute * MIN + k * 1000, "cache", "error", f"connection reset by peer 10.0.0.{k}:6379")
+            if ev is not None:
+                events.append(ev)
+    assert len(events) == 1
+    e = events[0]
+    assert e.kind == "rate_spike" and 35 * MIN <= e.first_seen_ms < 36 * MIN
+    assert e.per_minute >= 10 and e.usual_per_minute < 2 and e.label.startswith("rate spike in cache: ")
+    # info lines never spike, however many
+    quiet = [feed(tr, miner, 41 * MIN + k, "api", "info", f"GET /items/{k} 200") for k in range(100)]
+    assert not any(quiet)

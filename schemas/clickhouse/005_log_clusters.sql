@@ -50,12 +50,16 @@ FROM {db}.signals
 WHERE kind = 'log' AND cluster_id != ''
 GROUP BY tenant, cluster_id, service, minute;
 
--- Novel errors (operators.novelty): one row per (tenant, service, cluster), the first report.
+-- Novel errors (operators.novelty): one row per (tenant, service, cluster) for a new kind of
+-- trouble (kind 'novel'), and one per episode for a known trouble cluster's rate spike (kind
+-- 'rate_spike', keyed by its minute).
 CREATE TABLE IF NOT EXISTS {db}.novel_errors
 (
     tenant      LowCardinality(String),
     service     LowCardinality(String),
     cluster_id  String,
+    kind        LowCardinality(String),
+    spike_minute UInt32,
     template    String,
     label       String,
     severity    LowCardinality(String),
@@ -64,7 +68,9 @@ CREATE TABLE IF NOT EXISTS {db}.novel_errors
     nearest_ids        Array(String),
     nearest_templates  Array(String),
     nearest_similarity Array(Float32),
+    per_minute         Float32,
+    usual_per_minute   Float32,
     detected_at DateTime64(3, 'UTC')
 )
 ENGINE = ReplacingMergeTree(detected_at)
-ORDER BY (tenant, service, cluster_id);
+ORDER BY (tenant, service, cluster_id, kind, spike_minute);
