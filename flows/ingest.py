@@ -25,8 +25,7 @@ from bytewax.operators import StatefulBatchLogic
 from flows.progress import Counters
 from operators.detect import DETECTOR, SeriesDetectors, shard_of
 from operators.ingest import BoundedDeduper, decode, shard_batch, validate
-from operators.logcluster import TemplateMiner
-from operators.novelty import NoveltyTracker
+from operators.logstage import LogStage
 from opscopilot.settings import Settings
 from schemas.batch import RawChunk, SignalBatch
 from sinks.clickhouse import ClickHouseStore, WriteResult
@@ -86,63 +85,7 @@ class _Stages:
 class _DedupeState:
     deduper: BoundedDeduper
     pending: SignalBatch = field(default_factory=SignalBatch)
-    miners: Optional[dict] = None  # tenant -> operators.logcluster.TemplateMiner (None: off)
-    novelty: Optional[NoveltyTracker] = None
-    seeded: bool = False  # stored templates adopted
-
-
-class _LogClustering:
-    """Every new log line gets its cluster id (a template miner per tenant: no template text
-    crosses tenants); new or generalized templates and novel errors are emitted for the store."""
-
-    def __init__(self, state: _DedupeState, store_factory, counters: Counters):
-        self.state = state
-        self.store_factory = store_factory
-        self.counters = counters
-
-    def _seed(self) -> None:
-        st = self.state
-        for tenant, cid, template, first_ms, alias_of in self.store_factory().load_log_templates(aliases=True):
-            if not alias_of:
-                st.miners.setdefault(tenant, TemplateMiner(cache_size=LOG_CACHE)).seed(cid, template)
-            st.novelty.seed(tenant, cid, template, first_ms)
-        st.seeded = True
-
-    def process(self, rows: list) -> Optional[tuple]:
-        st = self.state
-        if not st.seeded:
-            self._seed()
-        templates: dict = {}
-        novel: list = []
-        miners = st.miners
-        observe = st.novelty.observe
-        n = 0
-        for r in rows:
-            if r.kind != "log":
-                continue
-            n += 1
-            miner = miners.get(r.tenant)
-            if miner is None:
-                miner = miners[r.tenant] = TemplateMiner(cache_size=LOG_CACHE)
-            m = miner.add(r.body)
-            r.cluster_id = m.cluster_id
-            if m.is_new or m.changed:
-                templates[(r.tenant, m.cluster_id)] = (r.tenant, m.cluster_id, m.template, r.ts, "")
-                for alias in m.replaces:  # ids handed out before now resolve to this cluster
-                    templates[(r.tenant, alias)] = (r.tenant, alias, m.template, r.ts, m.cluster_id)
-            ev = observe(r.ts, r.tenant, r.service, r.severity, m.cluster_id, m.template, r.body, m.variant_of,
-                         m.replaces)
-            if ev is not None:
-                novel.append(ev)
-        if not n:
-            return None
-        self.counters.add("cluster", in_=n, out=n, dead=0, dup=0)
-        if novel:
-            self.counters.add("novel", in_=0, out=len(novel))
-        return (list(templates.values()), novel) if templates or novel else None
-
-
-LOG_CACHE = 50_000  # exact lines / masked sequences a miner remembers (it is in every snapshot)
+    logs: Optional[LogStage] = None  # log clustering + novelty (None: off)
 
 
 class _DedupeAndBatch(StatefulBatchLogic):
@@ -152,7 +95,7 @@ class _DedupeAndBatch(StatefulBatchLogic):
     def __init__(self, state: _DedupeState, rows: int, seconds: float, counters: Counters, detect: bool,
                  store_factory=None):
         self.state = state
-        self.logs = _LogClustering(state, store_factory, counters) if state.miners is not None else None
+        self.store_factory = store_factory
         self.rows = rows
         self.seconds = seconds
         self.counters = counters
@@ -179,10 +122,8 @@ class _DedupeAndBatch(StatefulBatchLogic):
             st.pending.dead.extend(b.dead)
             if self.detect:
                 fresh.extend(r for r in rows if r.kind == "metric")
-            if self.logs is not None and rows:
-                found = self.logs.process(rows)  # before the rows are stored: they carry their cluster
-                if found is not None:
-                    log_events.append(found)
+            if st.logs is not None and rows:
+                self._logs(rows, log_events)  # before the rows are stored: they carry their cluster
         out = [("detect", fresh)] if fresh else []  # detection sees new points at once
         out += [("logs", x) for x in log_events]
         if len(st.pending) >= self.rows:
@@ -190,6 +131,18 @@ class _DedupeAndBatch(StatefulBatchLogic):
         if self.deadline is None and len(st.pending):
             self.deadline = datetime.now(timezone.utc) + timedelta(seconds=self.seconds)
         return out, False
+
+    def _logs(self, rows: list, out: list) -> None:
+        logs = self.state.logs
+        if not logs.seeded:  # templates stored by an earlier run or another worker
+            logs.seed(self.store_factory().load_log_templates(aliases=True))
+        n, templates, novel = logs.process(rows)
+        if n:
+            self.counters.add("cluster", in_=n, out=n)
+        if novel:
+            self.counters.add("novel", out=len(novel))
+        if templates or novel:
+            out.append((templates, novel))
 
     def notify_at(self) -> Optional[datetime]:
         return self.deadline
@@ -243,8 +196,7 @@ def build_flow(settings: Settings, inp: IngestInput, counters: Optional[Counters
         else:
             state = _DedupeState(BoundedDeduper(capacity))
             if settings.log_clustering:
-                state.miners = {}
-                state.novelty = NoveltyTracker(baseline_ms=int(settings.novelty_baseline_seconds * 1000))
+                state.logs = LogStage(baseline_ms=int(settings.novelty_baseline_seconds * 1000))
         return _DedupeAndBatch(state, settings.sink_batch_rows, settings.sink_batch_seconds, counters,
                                settings.detect, store_factory)
 
