@@ -91,3 +91,20 @@ def run_cli(args, env=None, timeout=300, check=True) -> subprocess.CompletedProc
     if check and p.returncode != 0:
         raise AssertionError(f"opscopilot {' '.join(args)} exited {p.returncode}:\n{p.stdout}\n{p.stderr}")
     return p
+
+
+def run_kafka_cluster(kafka_url: str, topic: str, tmp_path, processes: int = 2, env=None, timeout=300) -> list:
+    """``opscopilot run`` as a cluster of ``processes`` processes over one topic (to its end);
+    each writes to its own data dir, returned in process order."""
+    addresses = ";".join(f"127.0.0.1:{free_port()}" for _ in range(processes))
+    full_env = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
+    dirs = [tmp_path / f"d{i}" for i in range(processes)]
+    procs = [subprocess.Popen([sys.executable, "-m", "opscopilot.cli", "run", "--kafka-url", kafka_url,
+                               "--topic", topic, "--no-tail", "-a", addresses, "-i", str(i),
+                               "--data-dir", str(dirs[i]), "--progress", "0"],
+                              env=full_env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(processes)]
+    for p in procs:
+        _out, err = p.communicate(timeout=timeout)
+        assert p.returncode == 0, err[-3000:]
+    return dirs

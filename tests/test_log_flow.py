@@ -92,9 +92,8 @@ def test_two_worker_processes_give_a_template_the_same_id(tmp_path, kafka):
     import sys
     import uuid
 
-    from sinks.clickhouse import ClickHouseStore
     from sinks.kafka import ensure_topic, produce
-    from tests.conftest import ROOT, free_port
+    from tests.conftest import ROOT, run_kafka_cluster
 
     sim = Scenario("split", seed=33, services=20, hours=1.0, log_rate=0.5,
                    faults=[FaultSpec("cpu_hog", severity=0.9, minutes=15, at=0.5)]).build()
@@ -102,21 +101,14 @@ def test_two_worker_processes_give_a_template_the_same_id(tmp_path, kafka):
     topic = f"logs-{uuid.uuid4().hex[:8]}"
     ensure_topic(kafka.brokers, topic, partitions=4)
     produce(kafka.brokers, topic, lines)
-    addresses = f"127.0.0.1:{free_port()};127.0.0.1:{free_port()}"
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OPSCOPILOT_DETECT="0", OPSCOPILOT_MAX_FUTURE_SECONDS=str(10**9))
-    procs = [subprocess.Popen([sys.executable, "-m", "opscopilot.cli", "run", "--kafka-url", kafka.url,
-                               "--topic", topic, "--no-tail", "-a", addresses, "-i", str(i),
-                               "--data-dir", str(tmp_path / f"d{i}"), "--progress", "0"],
-                              env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for i in range(2)]
-    for p in procs:
-        _out, err = p.communicate(timeout=300)
-        assert p.returncode == 0, err[-3000:]
+    env = {"OPSCOPILOT_DETECT": "0", "OPSCOPILOT_MAX_FUTURE_SECONDS": str(10**9)}
+    dirs = run_kafka_cluster(kafka.url, topic, tmp_path, processes=2, env=env)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
     by_text = []
-    for i in range(2):
+    for d in dirs:
         out = subprocess.run([sys.executable, "-c", (
             "import json; from sinks.clickhouse import ClickHouseStore; "
-            f"s = ClickHouseStore('chdb://{tmp_path / f'd{i}' / 'chdb'}'); "
+            f"s = ClickHouseStore('chdb://{d / 'chdb'}'); "
             "print(json.dumps([[c, t] for _tn, c, t, _f in s.load_log_templates()] + "
             "[s.query(\"SELECT count() FROM {db}.signals WHERE kind = 'log' AND cluster_id != ''\")[0][0]]))")],
             env=env, cwd=ROOT, capture_output=True, text=True, check=True)

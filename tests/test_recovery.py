@@ -90,25 +90,15 @@ def test_kafka_job_killed_and_restarted_stores_exact_counts(tmp_path, kafka):
 
 def test_two_process_cluster_splits_the_topic_without_loss_or_duplicates(tmp_path, kafka):
     """Scale-out is processes: two processes share the work; each writes to its own store."""
-    from tests.conftest import free_port
+    from tests.conftest import run_kafka_cluster
 
     topic = f"cluster-{uuid.uuid4().hex[:8]}"
     ensure_topic(kafka.brokers, topic, partitions=4)
     lines = list(generate(40_000, seed=23, start_ms=NOW_MS - 3_600_000, step_ms=50, bad_every=503))
     good, bad = _expected(lines)
     produce(kafka.brokers, topic, lines + lines[:5000])  # with re-sent duplicates
-    addresses = f"127.0.0.1:{free_port()};127.0.0.1:{free_port()}"
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    procs = [subprocess.Popen([sys.executable, "-m", "opscopilot.cli", "run", "--kafka-url", kafka.url,
-                               "--topic", topic, "--no-tail", "-a", addresses, "-i", str(i),
-                               "--data-dir", str(tmp_path / f"d{i}"), "--progress", "0"],
-                              env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for i in range(2)]
-    for p in procs:
-        out, err = p.communicate(timeout=300)
-        assert p.returncode == 0, err[-3000:]
-    stats = [json.loads(run_cli(["stats", "--json", "--data-dir", str(tmp_path / f"d{i}")]).stdout)
-             for i in range(2)]
+    dirs = run_kafka_cluster(kafka.url, topic, tmp_path, processes=2)
+    stats = [json.loads(run_cli(["stats", "--json", "--data-dir", str(d)]).stdout) for d in dirs]
     assert all(s["signals"] > 0 for s in stats)  # both processes stored a share
     assert sum(s["signals"] for s in stats) == good
     # a bad message re-sent is a second message at another offset: dead-lettered again
