@@ -9,7 +9,9 @@ Drain's published accuracy.
 Templaters, side by side in one run:
 
 - ``ours``: ``operators.logcluster.TemplateMiner`` with its defaults (one configuration for
-  every system: no per-system regexes or thresholds);
+  every system: no per-system regexes or thresholds); ``ours_lsh``: the same, then
+  near-duplicate templates of different lengths merged by MinHash LSH (what the template index
+  does in the store);
 - ``drain3``: IBM's Drain (the ``drain3`` package, a benchmark-only dependency) with its
   default settings, and ``drain3_tuned``: the best of a small grid of its settings (similarity
   threshold x tree depth) chosen per system on that system's own labels (an upper bound for
@@ -21,7 +23,8 @@ Throughput: every system's lines, ``--repeat`` passes (default 5), each pass wit
 
 JSON keys: ``mean_ga``, ``min_ga``, ``ga_<System>`` (ours), ``drain3_mean_ga``,
 ``drain3_tuned_mean_ga``, ``drain3_<System>``, ``drain3_tuned_<System>`` (and its settings),
-``lines_per_s``, ``drain3_lines_per_s``, ``mask_<System>``, ``mask_mean``, ``<templater>_<System>_f1``.
+``lines_per_s``, ``drain3_lines_per_s``, ``ours_lsh_mean``, ``mask_<System>``, ``mask_mean``,
+``<templater>_<System>_f1``.
 """
 
 from __future__ import annotations
@@ -48,6 +51,17 @@ def ours(lines: List[str]) -> List[str]:
     from operators.logcluster import group
 
     return group(lines)
+
+
+def ours_lsh(lines: List[str]) -> List[str]:
+    """Ours, then near-duplicate templates of different lengths merged (MinHash LSH), as the
+    template index does in the store."""
+    from operators.logcluster import TemplateMiner, near_duplicates
+
+    m = TemplateMiner()
+    raw = [m.add(x).cluster_id for x in lines]
+    merged = dict(near_duplicates({c.cluster_id: c.template for c in m.clusters.values() if c.alias_of is None}))
+    return [merged.get(i, i) for i in (m.resolve(r) for r in raw)]
 
 
 def _drain3_miner(sim: float = 0.4, depth: int = 4):
@@ -119,7 +133,7 @@ def main(args) -> int:
     root = Path(args.data) if args.data else DEFAULT_DATA
     data = load(root)
     res: dict = {"systems": len(data), "data": str(root)}
-    templaters = {"ours": ours, "mask": group_by_mask}
+    templaters = {"ours": ours, "ours_lsh": ours_lsh, "mask": group_by_mask}
     if _have_drain3():
         templaters["drain3"] = drain3
     else:

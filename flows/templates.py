@@ -1,7 +1,9 @@
 """Template index: the log templates of ClickHouse, embedded, in Postgres (pgvector).
 
-Wiring only: ``index_templates`` reads the latest template of every cluster from ClickHouse
-(``log_templates``), embeds those Postgres does not hold yet or holds with an older text
+Wiring only: ``index_templates`` first merges near-duplicate templates of different lengths
+(``operators.logcluster.near_duplicates``: MinHash LSH, written back as aliases), then reads the
+latest template of every cluster from ClickHouse (``log_templates``), embeds those Postgres
+does not hold yet or holds with an older text
 (``operators.embed``: once per template, never per line) and upserts them per tenant under
 row-level security. ``similar_templates`` embeds a query text (or takes a stored cluster's
 embedding) and returns the tenant's nearest templates. Run by ``opscopilot clusters --similar``
@@ -14,12 +16,31 @@ import sys
 from typing import Optional
 
 from operators.embed import embed, embed_one
+from operators.logcluster import near_duplicates
 from sinks.clickhouse import ClickHouseStore
 from sinks.postgres import PostgresStore
 
 
+def merge_near_duplicates(ch: ClickHouseStore, threshold: float = 0.8) -> int:
+    """Merge near-duplicate templates of different lengths (MinHash LSH, exact Jaccard >=
+    ``threshold`` on their words) per tenant: the higher id becomes an alias of the lower one,
+    so every worker and run agrees, and the reads (top clusters, timelines) count them as one.
+    Returns how many aliases were written."""
+    by_tenant: dict = {}
+    for tenant, cid, template, first_ms in ch.load_log_templates():
+        by_tenant.setdefault(tenant, {})[cid] = (template, first_ms)
+    rows = []
+    for tenant, clusters in by_tenant.items():
+        for alias, canonical in near_duplicates({c: t for c, (t, _f) in clusters.items()}, threshold):
+            rows.append((tenant, alias, clusters[canonical][0], clusters[alias][1], canonical))
+    ch.write_log_templates(rows)
+    return len(rows)
+
+
 def index_templates(ch: ClickHouseStore, pg: PostgresStore, batch: int = 256, progress: bool = False) -> int:
-    """Embed and store new or changed templates; returns how many were (re)embedded."""
+    """Merge near-duplicates, then embed and store new or changed templates; returns how many
+    were (re)embedded."""
+    merge_near_duplicates(ch)
     by_tenant: dict = {}
     for tenant, cid, template, first_ms in ch.load_log_templates():
         by_tenant.setdefault(tenant, []).append((cid, template, first_ms))

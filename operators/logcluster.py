@@ -318,3 +318,51 @@ def group(lines, **kw) -> List[str]:
     m = TemplateMiner(**kw)
     ids = [m.add(x).cluster_id for x in lines]
     return [m.resolve(i) for i in ids]
+
+
+def near_duplicates(templates: Dict[str, str], threshold: float = 0.8, num_perm: int = 64) -> List[Tuple[str, str]]:
+    """Pairs (alias, canonical) of templates of *different lengths* whose constant words are
+    near-duplicates (MinHash LSH candidates, confirmed by exact Jaccard >= ``threshold``): the
+    parse tree keeps lines of different token counts apart, so "connection reset by peer" and
+    "connection reset by peer (retrying)" would otherwise stay two clusters. Same-length
+    templates are left to the tree and its variant rule ("VM Started" / "VM Stopped" are
+    different events). The canonical id of a group is its smallest id, so every process that
+    runs this over the same templates merges the same way.
+
+    >>> pairs = near_duplicates({"b": "connection reset by peer <*> after <*> retries on socket",
+    ...                          "a": "connection reset by peer <*> after <*> retries on socket (gave up)",
+    ...                          "c": "user <*> logged in"})
+    >>> pairs
+    [('b', 'a')]
+    """
+    from datasketch import MinHash, MinHashLSH
+
+    words = {cid: frozenset(w for w in t.split() if w != WILD) for cid, t in templates.items()}
+    lengths = {cid: len(t.split()) for cid, t in templates.items()}
+    # LSH finds candidates at a lower similarity (MinHash estimates scatter); exact Jaccard decides
+    lsh = MinHashLSH(threshold=max(0.3, threshold - 0.2), num_perm=num_perm)
+    hashes = {}
+    for cid in sorted(words):
+        if not words[cid]:
+            continue
+        mh = MinHash(num_perm=num_perm)
+        mh.update_batch([w.encode("utf-8", "surrogatepass") for w in words[cid]])
+        hashes[cid] = mh
+        lsh.insert(cid, mh)
+    parent: Dict[str, str] = {}
+
+    def root(x: str) -> str:
+        while parent.get(x, x) != x:
+            x = parent[x]
+        return x
+
+    for cid in sorted(hashes):
+        for other in lsh.query(hashes[cid]):
+            if other == cid or lengths[other] == lengths[cid]:
+                continue
+            a, b = words[cid], words[other]
+            if len(a & b) / len(a | b) >= threshold:
+                ra, rb = root(cid), root(other)
+                if ra != rb:
+                    parent[max(ra, rb)] = min(ra, rb)
+    return sorted((cid, root(cid)) for cid in parent if root(cid) != cid)

@@ -61,3 +61,18 @@ def test_templates_are_indexed_once_and_found_by_meaning(store, pg):
     assert index_templates(store, pg) == 1
     with pytest.raises(KeyError):
         similar_templates(pg, tenant, cluster_id="nope")
+
+
+def test_near_duplicate_templates_of_different_lengths_are_merged(store, pg):
+    tenant = f"m-{uuid.uuid4().hex[:6]}"
+    store.write_log_templates([
+        (tenant, "k1", "connection reset by peer <*> after <*> retries on socket", 1_700_000_000_000),
+        (tenant, "k2", "connection reset by peer <*> after <*> retries on socket (gave up)", 1_700_000_000_001),
+        (tenant, "k3", "VM Started (Lifecycle Event)", 1_700_000_000_002),
+        (tenant, "k4", "VM Stopped (Lifecycle Event)", 1_700_000_000_003),
+    ])
+    index_templates(store, pg)
+    rows = {c: alias for tn, c, _t, _f, alias in store.load_log_templates(aliases=True) if tn == tenant}
+    assert rows == {"k1": "", "k2": "k1", "k3": "", "k4": ""}  # same-length events stay apart
+    assert {c for c, _t in store.search_clusters(tenant, "connection reset")} == {"k1"}
+    assert "k2" not in pg.log_template_texts(tenant)  # aliases are not embedded
