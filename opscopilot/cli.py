@@ -481,7 +481,9 @@ def cmd_novel(args: argparse.Namespace) -> int:
     print(f"{len(rows)} novel errors in the last {args.since} of logs:")
     for r in reversed(rows):
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r["first_seen_ms"] / 1000))
-        print(f"  {when}  {r['label']}\n      e.g. {r['examples'][0][:160]}")
+        print(f"  {when}  {r['label']}\n      {r['lines']:,} lines, {r['rate_per_min']:.1f}/min, in "
+              f"{', '.join(r['services'][:6])}{' ...' if len(r['services']) > 6 else ''}\n"
+              f"      e.g. {r['examples'][0][:160]}")
     return 0
 
 

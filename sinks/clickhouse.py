@@ -368,7 +368,9 @@ class ClickHouseStore:
 
     def novel_errors(self, tenant: Optional[str] = None, since_ms: int = 0, kind: Optional[str] = "novel") -> list[dict]:
         """Novel-error events since a time, newest first: new kinds of trouble (``kind``
-        'novel'), rate spikes of known ones ('rate_spike'), or both (None)."""
+        'novel'), rate spikes of known ones ('rate_spike'), or both (None); each with the
+        services that printed its cluster since, its lines and lines per minute (the cluster
+        itself: an alias id of a later-generalized template counts its own lines)."""
         rows = self.query(
             "SELECT tenant, service, cluster_id, template, label, severity, toUnixTimestamp64Milli(first_seen), "
             "examples, kind, per_minute, usual_per_minute FROM {db}.novel_errors FINAL "
@@ -377,7 +379,23 @@ class ClickHouseStore:
             + " ORDER BY first_seen DESC", {"s": since_ms, "t": tenant or "", "k": kind or ""})
         keys = ("tenant", "service", "cluster_id", "template", "label", "severity", "first_seen_ms", "examples",
                 "kind", "per_minute", "usual_per_minute")
-        return [dict(zip(keys, r)) for r in rows]
+        events = [dict(zip(keys, r)) for r in rows]
+        # what the cluster did since: every service that printed it, lines, lines per minute
+        spread: dict = {}
+        for tenant_id in {e["tenant"] for e in events}:
+            cids = sorted({e["cluster_id"] for e in events if e["tenant"] == tenant_id})
+            for cid, services, lines, lo, hi in self.query(
+                    "SELECT cluster_id, groupUniqArray(service), sum(lines), toUnixTimestamp64Milli(min(first_seen)), "
+                    "toUnixTimestamp64Milli(max(last_seen)) FROM {db}.log_clusters_1m "
+                    "WHERE tenant = {t:String} AND cluster_id IN {c:Array(String)} GROUP BY cluster_id",
+                    {"t": tenant_id, "c": cids}):
+                spread[(tenant_id, cid)] = (sorted(services), int(lines), lo, hi)
+        for e in events:
+            services, lines, lo, hi = spread.get((e["tenant"], e["cluster_id"]), ([e["service"]], 0, 0, 0))
+            e["services"] = services
+            e["lines"] = lines
+            e["rate_per_min"] = round(lines / max(1.0, (hi - lo) / 60_000), 3) if lines else 0.0
+        return events
 
     # -- reads ---------------------------------------------------------------------------
     def query(self, sql: str, parameters: Optional[dict] = None) -> list[tuple]:

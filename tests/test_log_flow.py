@@ -40,6 +40,7 @@ def test_logs_are_clustered_and_novel_errors_surface(store):
     first = min(e["first_seen_ms"] for e in hits)
     assert fault["start_ms"] <= first <= fault["start_ms"] + 10_000 + 5 * 60_000
     assert all(e["label"].startswith(("error in", "critical in", "warning in")) for e in hits)
+    assert all(e["service"] in e["services"] and e["lines"] >= 1 and e["rate_per_min"] > 0 for e in hits)
 
     # API-ready reads: top clusters, growth, a timeline, text search
     lo, hi = sim.start_ms, sim.gold["end_ms"]
