@@ -21,31 +21,39 @@ from sinks.clickhouse import ClickHouseStore
 from sinks.postgres import PostgresStore
 
 
-def merge_near_duplicates(ch: ClickHouseStore, threshold: float = 0.8) -> int:
+def _by_tenant(ch: ClickHouseStore) -> dict:
+    """tenant -> {cluster id: (template, first seen ms)} of the clusters of their own (no aliases)."""
+    out: dict = {}
+    for tenant, cid, template, first_ms in ch.load_log_templates():
+        out.setdefault(tenant, {})[cid] = (template, first_ms)
+    return out
+
+
+def merge_near_duplicates(ch: ClickHouseStore, threshold: float = 0.8, templates: Optional[dict] = None) -> int:
     """Merge near-duplicate templates of different lengths (MinHash LSH, exact Jaccard >=
     ``threshold`` on their words) per tenant: the higher id becomes an alias of the lower one,
     so every worker and run agrees, and the reads (top clusters, timelines) count them as one.
-    Returns how many aliases were written."""
-    by_tenant: dict = {}
-    for tenant, cid, template, first_ms in ch.load_log_templates():
-        by_tenant.setdefault(tenant, {})[cid] = (template, first_ms)
+    ``templates`` (as read by ``_by_tenant``; read when None) loses the merged ids. Returns how
+    many aliases were written."""
+    by_tenant = _by_tenant(ch) if templates is None else templates
     rows = []
     for tenant, clusters in by_tenant.items():
         for alias, canonical in near_duplicates({c: t for c, (t, _f) in clusters.items()}, threshold):
             rows.append((tenant, alias, clusters[canonical][0], clusters[alias][1], canonical))
     ch.write_log_templates(rows)
+    for tenant, alias, _t, _f, _c in rows:
+        by_tenant[tenant].pop(alias, None)
     return len(rows)
 
 
 def index_templates(ch: ClickHouseStore, pg: PostgresStore, batch: int = 256, progress: bool = False) -> int:
     """Merge near-duplicates, then embed and store new or changed templates; returns how many
     were (re)embedded."""
-    merge_near_duplicates(ch)
-    by_tenant: dict = {}
-    for tenant, cid, template, first_ms in ch.load_log_templates():
-        by_tenant.setdefault(tenant, []).append((cid, template, first_ms))
+    by_tenant = _by_tenant(ch)  # read once: the merge drops the ids it turns into aliases
+    merge_near_duplicates(ch, templates=by_tenant)
     done = 0
-    for tenant, rows in by_tenant.items():
+    for tenant, clusters in by_tenant.items():
+        rows = [(c, t, f) for c, (t, f) in clusters.items()]
         pg.ensure_tenant(tenant, tenant)
         have = pg.log_template_texts(tenant)
         todo = [r for r in rows if have.get(r[0]) != r[1]]

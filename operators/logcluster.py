@@ -272,14 +272,7 @@ class TemplateMiner:
         if target is None:
             target = self.clusters[new_id] = Cluster(new_id, tokens, 0, variant_of=c.variant_of)
             bucket.append(new_id)
-        if target is not c:
-            c.alias_of = target.cluster_id
-            target.size += c.size
-            for i, vals in c.variants.items():
-                if i not in diff and target.tokens[i] != WILD:
-                    mine = target.variants.setdefault(i, [target.tokens[i]])
-                    mine.extend(v for v in vals if v not in mine)
-        self._absorb(target, bucket)
+        self._absorb(target, bucket)  # c is in the bucket and its template is covered
         return target
 
     def _absorb(self, c: Cluster, bucket: List[str]) -> None:
