@@ -45,8 +45,10 @@ from operators.baselines import (
 from operators.anomaly import SeasonalDetector
 from operators.logcluster import TemplateMiner
 from operators.novelty import NoveltyTracker
+from operators import incidents as I
 from operators.ingest import decode, validate
 from schemas.batch import RawChunk
+from simulator.scenario import CALLS_METRIC
 
 INCIDENT_GAP_MS = 30 * 60_000  # pages further apart than this open a new incident
 
@@ -73,6 +75,10 @@ class Observed:
     logs: List[Tuple[int, str, str, str]] = field(default_factory=list)  # (ts, service, body, severity)
     changes: List[Change] = field(default_factory=list)
     pages: List[Tuple[int, str, str]] = field(default_factory=list)  # (ts, service, alert id)
+    change_events: List[I.Change] = field(default_factory=list)  # with type and version
+    page_events: List[I.Symptom] = field(default_factory=list)  # triggers, as incident symptoms
+    edges: List[Tuple[int, str, str, float]] = field(default_factory=list)  # observed call edges
+    page_resolves: List[Tuple[int, str, str]] = field(default_factory=list)  # (ts, service, alert name)
 
 
 def observe(run) -> Observed:
@@ -86,14 +92,23 @@ def observe(run) -> Observed:
         for s in b.rows:
             k = s.kind
             if k == "metric":
-                obs.metrics[(s.service, s.name)].append((s.ts, s.value))
+                if s.name == CALLS_METRIC:
+                    obs.edges.append((s.ts, s.service, s.labels.get("callee", ""), s.value))
+                else:
+                    obs.metrics[(s.service, s.name)].append((s.ts, s.value))
             elif k == "log":
                 obs.logs.append((s.ts, s.service, s.body, s.severity))
             elif k == "change":
                 if s.change_type in CHANGE_TYPES:
                     obs.changes.append(Change(s.change_id, s.service, s.ts))
+                    obs.change_events.append(I.Change(s.ts, s.service, s.change_id, s.change_type, s.version,
+                                                      s.author, s.link))
+            elif k == "alert" and s.labels.get("event_action") == "resolve":
+                obs.page_resolves.append((s.ts, s.service, s.name))
             elif k == "alert" and s.labels.get("event_action") == "trigger":
                 obs.pages.append((s.ts, s.service, s.id))
+                obs.page_events.append(I.Symptom(s.ts, s.service, "page", s.name, s.id, 1.0, 0, s.body,
+                                                 s.severity))
     return obs
 
 
@@ -168,7 +183,7 @@ def _score_faults(gold: dict, gold_windows: dict, fired: List[Tuple[Tuple[str, s
         found.append(None if first_hit is None else max(0.0, (first_hit - first_window) / step))
 
 
-def score_novelty(gold: dict, obs: Observed, acc: dict) -> None:
+def score_novelty(gold: dict, obs: Observed, acc: dict) -> List[I.Symptom]:
     """Novel errors of one scenario, ours and the baseline, against the gold's novel templates:
     appends (matched, wanted) to ``acc["novel"]`` / ``acc["novel_baseline"]`` and the seconds
     from a gold template's first line to our event to ``acc["novel_delay_s"]``. Templates first
@@ -190,6 +205,7 @@ def score_novelty(gold: dict, obs: Observed, acc: dict) -> None:
     # ours: the template miner + novelty tracker over the stream, as the stream job runs them
     miner, tracker = TemplateMiner(), NoveltyTracker(baseline_until_ms=learn_until)
     matched, first_line, first_event = set(), {}, {}
+    symptoms: List[I.Symptom] = []
     for ts, svc, body, sev in obs.logs:
         m = miner.add(body)
         hit = match(svc, body)
@@ -197,12 +213,96 @@ def score_novelty(gold: dict, obs: Observed, acc: dict) -> None:
             first_line.setdefault(hit, ts)
         ev = tracker.observe(ts, "default", svc, sev, m.cluster_id, m.template, body, m.variant_of, m.replaces)
         if ev is not None and ev.kind == "novel":  # rate spikes of known errors are not scored here
+            symptoms.append(I.Symptom(ts, svc, "novel", ev.cluster_id, f"novel/{svc}/{ev.cluster_id}", 1.0, 0,
+                                      ev.examples[0], sev))
             hit = match(svc, ev.examples[0])
             matched.add(("gold", hit) if hit is not None else ("fp", svc, ev.cluster_id))
             if hit is not None:
                 first_event.setdefault(hit, ts)
     acc["novel"].append((matched, wanted))
     acc["novel_delay_s"].extend((first_event[i] - first_line[i]) / 1000 for i in first_event)
+    return symptoms
+
+
+def run_incidents(obs: Observed, detections: Dict[Tuple[str, str], List[int]], novel: List[I.Symptom],
+                  step_ms: int, model: Optional[I.ChangeModel] = None, tenant: str = "gold"
+                  ) -> Tuple[I.IncidentEngine, List[I.TimelineEntry]]:
+    """The incident stage over one scenario's observed events, fed in event-time order with the
+    watermark advancing as the stream would (every event moves it)."""
+    events: List[Tuple[int, int, object]] = []
+    for ts, caller, callee, rate in obs.edges:
+        events.append((ts, 0, (caller, callee, rate)))
+    for c in obs.change_events:
+        events.append((c.ts, 1, c))
+    for (svc, metric), fired in detections.items():
+        for t in fired:
+            events.append((t, 2, I.Symptom(t, svc, "anomaly", metric, f"a/{svc}/{metric}/{t}", 1.0, 0, metric)))
+    events += [(p.ts, 2, p) for p in obs.page_events]
+    events += [(n.ts, 2, n) for n in novel]
+    events += [(ts, 3, (svc, name)) for ts, svc, name in obs.page_resolves]
+    events.sort(key=lambda e: (e[0], e[1]))
+    eng = I.IncidentEngine(tenant, model=model, step_ms=step_ms)
+    entries: List[I.TimelineEntry] = []
+    for ts, kind, item in events:
+        if kind == 0:
+            eng.add_edge(ts, *item)
+        elif kind == 1:
+            eng.add_change(item)
+        elif kind == 2:
+            eng.add_symptom(item)
+        else:
+            eng.resolve_page(ts, *item)
+        entries += eng.advance()
+    entries += eng.flush()
+    return eng, entries
+
+
+def match_incidents(gold: dict, eng: I.IncidentEngine) -> Dict[str, Optional[I.Incident]]:
+    """Each gold fault's incident: among the incidents that overlap the fault in time, the one
+    holding most of the fault's blast-radius services (then the earliest)."""
+    out: Dict[str, Optional[I.Incident]] = {}
+    incs = [i for i in eng.incidents if i.status in ("open", "resolved")]
+    for f in gold["faults"]:
+        lo, hi = f["start_ms"] - 5 * 60_000, f["end_ms"] + 10 * 60_000
+        blast = set(f["blast_radius"]) | {f["service"]}
+        best, key = None, None
+        for inc in incs:
+            if inc.opened_ts > hi or inc.last_ts < lo:
+                continue
+            k = (len(blast & set(inc.services)), -inc.opened_ts)
+            if k[0] and (key is None or k > key):
+                best, key = inc, k
+        out[f["id"]] = best
+    return out
+
+
+def score_incidents(gold: dict, eng: I.IncidentEngine, entries: List[I.TimelineEntry], acc: dict) -> None:
+    matched = match_incidents(gold, eng)
+    culprit_of = {}
+    for f in gold["faults"]:
+        inc = matched[f["id"]]
+        acc["inc_tagging"].append((inc.tag if inc else None, f["culprit_change_id"]))
+        acc["inc_blast"].append(S.jaccard(inc.services, f["blast_radius"]) if inc else
+                                (0.0 if f["blast_radius"] else 1.0))
+        if inc is not None:
+            culprit_of[inc.id] = f["culprit_change_id"]
+            if f["culprit_change_id"] and inc.tag == f["culprit_change_id"]:
+                first_right = min((e.ts for e in entries if e.incident_id == inc.id and e.kind == "tagged"
+                                   and e.data.get("change_id") == f["culprit_change_id"]), default=None)
+                if first_right is not None:
+                    acc["inc_tag_delay_s"].append((first_right + eng.lateness_ms - inc.opened_ts) / 1000)
+    for inc in eng.incidents:
+        if inc.status not in ("open", "resolved"):
+            continue
+        for s in inc.suspects:
+            acc["inc_calibration"].append((s.likelihood, s.change.change_id == culprit_of.get(inc.id)))
+    page_inc = {s.id: inc.id for inc in eng.incidents if inc.status in ("open", "resolved")
+                for s in inc.symptoms if s.kind == "page"}
+    gold_pages = [(a["id"], a["fault_id"]) for a in gold["alerts"] if a["action"] == "trigger"]
+    acc["inc_grouping"].append(S.grouping_one_per_fault([page_inc.get(p) for p, _ in gold_pages],
+                                                        [f for _, f in gold_pages]))
+    acc["inc_count"].append((len([i for i in eng.incidents if i.status in ("open", "resolved")]),
+                             len(gold["faults"])))
 
 
 @dataclass
@@ -227,7 +327,8 @@ def group_pages(pages: List[Tuple[int, str, str]]) -> List[Incident]:
     return out
 
 
-def score_scenario(run, acc: dict, plot_path: Optional[Path] = None) -> None:
+def score_scenario(run, acc: dict, plot_path: Optional[Path] = None,
+                   model: Optional[I.ChangeModel] = None) -> I.IncidentEngine:
     gold = run.gold
     obs = observe(run)
     # -- anomaly detection: each detector per series, scored against the gold windows
@@ -283,15 +384,49 @@ def score_scenario(run, acc: dict, plot_path: Optional[Path] = None) -> None:
         anomalous = [svc for t, svc in sorted(x for x in first_anomaly if x[0] is not None)]
         acc["rca"].append((rank_by_recent_change(obs.changes, anomalous, inc.start), f["root_cause_service"]))
         acc["blast"].append(S.jaccard(anomalous, f["blast_radius"]))
-    score_novelty(gold, obs, acc)
+    novel = score_novelty(gold, obs, acc)
+    eng, entries = run_incidents(obs, detections, novel, gold["step_ms"], model=model)
+    score_incidents(gold, eng, entries, acc)
     acc["scenarios"] += 1
+    return eng
+
+
+def new_acc() -> dict:
+    return {"anomaly": {n: [] for n in DETECTORS}, "grouping": [], "tagging": [], "rca": [], "blast": [],
+           "novel": [], "novel_baseline": [], "novel_delay_s": [], "delay_steps": {n: [] for n in DETECTORS}, "scenarios": 0,
+           "fp_effect": {n: 0 for n in DETECTORS}, "fault_hits": {n: [] for n in DETECTORS},
+           "faults_found": {n: [] for n in DETECTORS}, "episodes": {n: [] for n in DETECTORS},
+           "inc_tagging": [], "inc_blast": [], "inc_grouping": [], "inc_calibration": [], "inc_tag_delay_s": [],
+           "inc_count": []}
+
+
+def incident_figures(acc: dict) -> dict:
+    tags = acc["inc_tagging"]
+    cal = acc["inc_calibration"]
+    delays = sorted(acc["inc_tag_delay_s"])
+    counts = acc["inc_count"]
+    return {
+        "tagging_accuracy": (round(S.tagging_accuracy([p for p, _ in tags], [g for _, g in tags]), 4)
+                             if tags else None),
+        "tagging_accuracy_culprit": _acc([p == g for p, g in tags if g is not None]),
+        "tagging_accuracy_no_change": _acc([p is None for p, g in tags if g is None]),
+        "blast_radius_jaccard": round(sum(acc["inc_blast"]) / len(acc["inc_blast"]), 4) if acc["inc_blast"] else None,
+        "grouping_one_per_fault": (round(sum(acc["inc_grouping"]) / len(acc["inc_grouping"]), 4)
+                                   if acc["inc_grouping"] else None),
+        "incidents_per_fault": round(sum(c[0] for c in counts) / max(1, sum(c[1] for c in counts)), 4),
+        "calibration_ece": round(S.expected_calibration_error(cal), 4) if cal else None,
+        "calibration_pairs": len(cal),
+        "tag_delay_s_p50": delays[len(delays) // 2] if delays else None,
+        "tag_delay_s_p95": delays[min(len(delays) - 1, int(0.95 * len(delays)))] if delays else None,
+    }
+
+
+def _acc(hits: List[bool]) -> Optional[float]:
+    return round(sum(hits) / len(hits), 4) if hits else None
 
 
 def run_suite(scenarios, progress: bool = True, plots: Optional[Path] = None, plot_limit: int = 20) -> dict:
-    acc = {"anomaly": {n: [] for n in DETECTORS}, "grouping": [], "tagging": [], "rca": [], "blast": [],
-           "novel": [], "novel_baseline": [], "novel_delay_s": [], "delay_steps": {n: [] for n in DETECTORS}, "scenarios": 0,
-           "fp_effect": {n: 0 for n in DETECTORS}, "fault_hits": {n: [] for n in DETECTORS},
-           "faults_found": {n: [] for n in DETECTORS}, "episodes": {n: [] for n in DETECTORS}}
+    acc = new_acc()
     t0 = time.monotonic()
     for i, sc in enumerate(scenarios, 1):
         plot = Path(plots) / f"{sc.name}.png" if plots and i <= plot_limit else None
@@ -331,9 +466,11 @@ def run_suite(scenarios, progress: bool = True, plots: Optional[Path] = None, pl
         "baseline_anomaly_delay_steps_median": (float(statistics.median(acc["delay_steps"]["three_sigma"]))
                                                 if acc["delay_steps"]["three_sigma"] else None),
         **fault_figures("three_sigma", "baseline_"),
-        "tagging_accuracy": round(S.tagging_accuracy([p for p, _ in tags], [g for _, g in tags]), 4) if tags else None,
-        "blast_radius_jaccard": round(sum(acc["blast"]) / len(acc["blast"]), 4) if acc["blast"] else None,
-        "grouping_one_per_fault": round(sum(acc["grouping"]) / len(acc["grouping"]), 4),
+        **incident_figures(acc),
+        "baseline_tagging_accuracy": (round(S.tagging_accuracy([p for p, _ in tags], [g for _, g in tags]), 4)
+                                      if tags else None),
+        "baseline_blast_radius_jaccard": round(sum(acc["blast"]) / len(acc["blast"]), 4) if acc["blast"] else None,
+        "baseline_grouping_one_per_fault": round(sum(acc["grouping"]) / len(acc["grouping"]), 4),
         "novel_error_recall": round(novel.recall, 4),
         "novel_error_precision": round(novel.precision, 4),
         "novel_error_delay_s_p95": nd[min(len(nd) - 1, int(0.95 * len(nd)))] if nd else None,
@@ -358,16 +495,17 @@ def main(args) -> int:
                        "window), blame latest change, mask novelty")
     keys = ("anomaly_recall", "anomaly_precision", "anomaly_delay_steps_median", "fault_recall",
             "fault_delay_steps_median", "episode_recall", "episode_delay_steps_median",
-            "anomaly_precision_effects", "tagging_accuracy",
-            "blast_radius_jaccard", "grouping_one_per_fault", "novel_error_recall", "novel_error_precision",
-            "novel_error_delay_s_p95",
+            "anomaly_precision_effects", "tagging_accuracy", "tagging_accuracy_culprit",
+            "tagging_accuracy_no_change", "blast_radius_jaccard", "grouping_one_per_fault",
+            "incidents_per_fault", "calibration_ece", "tag_delay_s_p95", "novel_error_recall",
+            "novel_error_precision", "novel_error_delay_s_p95",
             "rca_ac1", "rca_ac3", "rca_avg5")
     print(f"\ngold suite: {res['scenarios']} scenarios, {res['faults']} faults ({res['elapsed_s']}s)")
     print(f"{'metric':<30}{'ours':>12}{'baseline':>12}")
     for k in keys:
         v = res[k]
         b = res.get(f"baseline_{k}")
-        if b is None and not k.startswith(("anomaly", "fault", "episode", "novel")):
+        if b is None and k.startswith("rca"):
             v, b = None, v  # stages not built yet: only their baseline has a number
         cell = lambda x: "-" if x is None else format(x, ".4g")  # noqa: E731
         print(f"{k:<30}{cell(v):>12}{cell(b):>12}")

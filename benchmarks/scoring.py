@@ -32,7 +32,7 @@ __all__ = [
     "window_indices", "PRCounts", "WindowDetection", "window_detection", "combine_window_detection",
     "tagging_accuracy", "ac_at_k", "avg_at_k", "mean_ac_at_k", "mean_avg_at_k",
     "jaccard", "novelty_scores", "template_grouping_accuracy", "template_pairwise_f1",
-    "grouping_one_per_fault",
+    "grouping_one_per_fault", "expected_calibration_error",
 ]
 
 
@@ -404,3 +404,26 @@ def grouping_one_per_fault(predicted_incidents: Sequence[Hashable | None],
             (inc,) = incs
             good += inc is not None and faults_in[inc] == {fault}
     return good / len(incidents_of)
+
+
+# --------------------------------------------------------------------------- calibration
+
+def expected_calibration_error(scored: Iterable[tuple[float, bool]], bins: int = 10) -> float:
+    """Expected calibration error over ``bins`` equal-width probability bins: the mean, weighted
+    by the bin's share of the items, of |mean predicted probability - observed frequency|.
+
+    >>> expected_calibration_error([(0.9, True), (0.9, False), (0.1, False), (0.1, False)])
+    0.25
+    """
+    items = list(scored)
+    if not items:
+        raise ValueError("no scored items")
+    sums: dict[int, list[float]] = defaultdict(lambda: [0.0, 0.0, 0])
+    for p, hit in items:
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"probability {p} outside [0, 1]")
+        b = sums[min(bins - 1, int(p * bins))]
+        b[0] += p
+        b[1] += 1.0 if hit else 0.0
+        b[2] += 1
+    return sum(abs(sp - sh) for sp, sh, _n in sums.values()) / len(items)

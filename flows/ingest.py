@@ -23,7 +23,9 @@ from bytewax.dataflow import Dataflow
 from bytewax.operators import StatefulBatchLogic
 
 from flows.progress import Counters
+from flows.incidents import add_incidents
 from operators.detect import DETECTOR, SeriesDetectors, shard_of
+from operators.incidents import input_from_anomaly, input_from_novel, inputs_from_signals
 from operators.ingest import BoundedDeduper, decode, shard_batch, validate
 from operators.logstage import LogStage
 from opscopilot.settings import Settings
@@ -86,6 +88,7 @@ class _DedupeState:
     deduper: BoundedDeduper
     pending: SignalBatch = field(default_factory=SignalBatch)
     logs: Optional[LogStage] = None  # log clustering + novelty (None: off)
+    incidents: bool = False  # emit changes, pages and call edges to the incident stage
 
 
 class _DedupeAndBatch(StatefulBatchLogic):
@@ -115,6 +118,7 @@ class _DedupeAndBatch(StatefulBatchLogic):
         st = self.state
         fresh: list = []
         log_events: list = []
+        incident_inputs: list = []
         for b in values:
             rows, dups = st.deduper.filter_rows(b.rows)
             self.counters.add("dedupe", in_=len(b.rows), out=len(rows), dup=dups)
@@ -124,7 +128,11 @@ class _DedupeAndBatch(StatefulBatchLogic):
                 fresh.extend(r for r in rows if r.kind == "metric")
             if st.logs is not None and rows:
                 self._logs(rows, log_events)  # before the rows are stored: they carry their cluster
+            if st.incidents and rows:
+                incident_inputs.extend(inputs_from_signals(rows))
         out = [("detect", fresh)] if fresh else []  # detection sees new points at once
+        if incident_inputs:
+            out.append(("incident", incident_inputs))
         out += [("logs", x) for x in log_events]
         if len(st.pending) >= self.rows:
             return out + self._flush(), False
@@ -197,6 +205,7 @@ def build_flow(settings: Settings, inp: IngestInput, counters: Optional[Counters
             state = _DedupeState(BoundedDeduper(capacity))
             if settings.log_clustering:
                 state.logs = LogStage(baseline_ms=int(settings.novelty_baseline_seconds * 1000))
+            state.incidents = incidents_on(settings)
         return _DedupeAndBatch(state, settings.sink_batch_rows, settings.sink_batch_seconds, counters,
                                settings.detect, store_factory)
 
@@ -209,11 +218,27 @@ def build_flow(settings: Settings, inp: IngestInput, counters: Optional[Counters
     op.output("clickhouse", to_store,
               ClickHouseSink(store_factory, [str(i) for i in range(shards)], stages.on_write))
     side = op.branch("route_side", route.falses, lambda kv: kv[1][0] == "logs")
+    # side.trues: ("logs", (templates, novel)); side.falses: ("detect", rows) | ("incident", inputs)
     if settings.log_clustering:
         op.output("log_store", side.trues, LogSink(store_factory))
+    rest = op.branch("route_detect", side.falses, lambda kv: kv[1][0] == "detect")
+    anomalies = None
     if settings.detect:
-        add_detection(flow, side.falses, settings, store_factory, counters)
+        anomalies = add_detection(flow, rest.trues, settings, store_factory, counters)
+    if incidents_on(settings):
+        inputs = [op.map_value("changes_pages_edges", rest.falses, lambda x: x[1]),
+                  op.map_value("anomaly_symptoms", anomalies,
+                               lambda x: [input_from_anomaly(e) for e in x[1]] if x[0] == "anomalies" else [])]
+        if settings.log_clustering:
+            inputs.append(op.map_value("novel_symptoms", side.trues,
+                                       lambda x: [input_from_novel(n) for n in x[1][1]]))
+        add_incidents(flow, inputs, settings, store_factory, counters)
     return flow
+
+
+def incidents_on(settings: Settings) -> bool:
+    """The incident stage runs when asked for and anomalies are detected (it needs them)."""
+    return settings.incidents and settings.detect
 
 
 def default_store_factory(settings: Settings) -> Callable[[], ClickHouseStore]:
@@ -296,7 +321,7 @@ class _Detect(StatefulBatchLogic):
         return pickle.dumps(self.state, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def add_detection(flow: Dataflow, new_metrics, settings: Settings, store_factory, counters: Counters) -> None:
+def add_detection(flow: Dataflow, new_metrics, settings: Settings, store_factory, counters: Counters):
     """Wire the detect stage: new metric points -> per-series detectors -> anomalies table."""
     shards = max(1, settings.dedupe_shards)
 
@@ -317,3 +342,4 @@ def add_detection(flow: Dataflow, new_metrics, settings: Settings, store_factory
     events = op.stateful_batch("detect", keyed, builder)
     # (detect_shard, ("anomalies", [AnomalyEvent]) | ("baselines", [(key, name, n, state)]))
     op.output("anomaly_store", events, AnomalySink(store_factory, DETECTOR))
+    return events

@@ -7,7 +7,7 @@ import threading
 import time
 from typing import Dict, Optional, TextIO
 
-STAGES = ("decode", "validate", "dedupe", "sink", "detect", "cluster", "novel")
+STAGES = ("decode", "validate", "dedupe", "sink", "detect", "cluster", "novel", "incidents")
 
 
 class Counters:

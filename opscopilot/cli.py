@@ -226,6 +226,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if gold is not None:
             _demo_story(store, gold)
             _demo_similar(store, pg_store, gold)
+        for t in tenants:
+            _demo_incidents(pg_store, t, gold)
         if summary["interrupted"]:
             return 130
     finally:
@@ -245,6 +247,28 @@ def _demo_similar(store, pg_store, gold: dict) -> None:
     print(f"\n  templates most like {first['template']!r} (embeddings, pgvector):")
     for r in similar_templates(pg_store, first["tenant"], cluster_id=first["cluster_id"], limit=3):
         print(f"    {r['similarity']:.2f}  {r['template'][:100]}")
+
+
+def _demo_incidents(pg_store, tenant: str, gold: Optional[dict]) -> None:
+    """The incidents the stream job opened, with their suspected changes and timeline."""
+    incidents = pg_store.list_incidents(tenant)
+    print(f"\nincidents opened by the stream job for tenant {tenant}: {len(incidents)}")
+    for inc in incidents[:5]:
+        print(f"  [{inc['status']}] {inc['severity']} {inc['title']} (opened {inc['opened_at']:%H:%M:%S})")
+        print(f"    root {inc['root_service']}; services hit: {', '.join(inc['services'][:8])}"
+              + (" ..." if len(inc["services"]) > 8 else ""))
+        for s in inc["suspects"][:3]:
+            why = ", ".join(f"{k} {v:+.1f}" for k, v in sorted(s["parts"].items(), key=lambda kv: -abs(kv[1]))[:4])
+            print(f"    suspect {s['change_id']} ({s['change_type']} of {s['service']}): "
+                  f"likelihood {s['likelihood']:.2f}  [{why}]")
+        print(f"    tagged change: {inc['tag_change_id'] or 'none'}")
+        timeline = pg_store.timeline(tenant, inc["id"])
+        print(f"    timeline ({len(timeline)} entries, first 6):")
+        for e in timeline[:6]:
+            print(f"      {e['at']:%H:%M:%S} {e['kind']:<9} {e['body'][:100]}")
+    if gold is not None:
+        for f in gold["faults"]:
+            print(f"  gold: {f['type']} on {f['service']}, culprit change {f['culprit_change_id'] or 'none'}")
 
 
 def _demo_story(store, gold: dict) -> None:

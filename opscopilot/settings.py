@@ -81,6 +81,11 @@ class Settings:
     baseline_seconds: float = 60.0
     log_clustering: bool = True
     novelty_baseline_seconds: float = 1800.0
+    # incidents (needs detect): grouping, change correlation, topology; into Postgres + ClickHouse
+    incidents: bool = True
+    incident_lateness_seconds: float = 30.0
+    incident_gap_seconds: float = 900.0
+    topology_files: tuple = ()  # Kubernetes object lists (kubectl get -o json) or declared-edge files
 
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None, **overrides: Any) -> "Settings":
@@ -109,6 +114,10 @@ class Settings:
             baseline_seconds=_env_float(env, "OPSCOPILOT_BASELINE_SECONDS", 60.0, 1.0),
             log_clustering=env.get("OPSCOPILOT_LOG_CLUSTERING", "1") not in ("0", "false", "no", "off"),
             novelty_baseline_seconds=_env_float(env, "OPSCOPILOT_NOVELTY_BASELINE_SECONDS", 1800.0, 0.0),
+            incidents=env.get("OPSCOPILOT_INCIDENTS", "1") not in ("0", "false", "no", "off"),
+            incident_lateness_seconds=_env_float(env, "OPSCOPILOT_INCIDENT_LATENESS_SECONDS", 30.0, 0.0),
+            incident_gap_seconds=_env_float(env, "OPSCOPILOT_INCIDENT_GAP_SECONDS", 900.0, 10.0),
+            topology_files=tuple(p for p in (env.get("OPSCOPILOT_TOPOLOGY") or "").split(",") if p),
         )
         s = s.with_overrides(**overrides)
         s.validate()

@@ -38,6 +38,7 @@ _FAULT_TIERS = {
 }
 _CAUSED_BY = {"bad_deploy": "deploy", "memory_leak": "deploy", "misconfiguration": "config_or_flag"}
 DAY_MS = 86_400_000
+CALLS_METRIC = "rpc_client_calls_per_s"  # caller's outgoing calls per second, label callee
 
 
 @dataclass
@@ -312,6 +313,7 @@ class Run:
                     for s in fleet.services]
         rps = v["request_rate"]
         mean_rps = np.maximum(rps.mean(axis=1), 1e-9)
+        rps_l = rps.tolist()
         lam = sc.log_rate * sc.step_s * rps / mean_rps[:, None]
         counts = np.random.default_rng(sc.seed + 99).poisson(lam).tolist()
         err = v["error_rate"].tolist()
@@ -322,6 +324,13 @@ class Run:
                         + [(a["ts"], self._alert_line(a)) for a in self.alerts], key=lambda x: x[0])
         ei = 0
         step_ms = self.step_ms
+        # observed call edges: the callers' client metrics, once a minute, labelled with the callee
+        every = max(1, 60 // sc.step_s)
+        idx = fleet.index
+        calls = [(idx[c], c, callee, ratio, (f'{{"kind":"metric","service":"{c}","environment":"prod",'
+                                            f'"source":"prometheus","name":"{CALLS_METRIC}","labels":'
+                                            f'{{"callee":"{callee}"}},"ts":').encode())
+                 for c, outs in fleet.calls.items() for callee, ratio in outs]
         for step in range(self.steps_n):
             t0 = self._ts(step)
             out: List[Tuple[int, bytes]] = []
@@ -329,6 +338,9 @@ class Run:
                 row = prefixes[i]
                 for k, m in enumerate(METRICS):
                     out.append((t0, b"%s%d,\"value\":%r}" % (row[k], t0, cols[m][i][step])))
+            if step % every == 0:
+                for i, _c, _callee, ratio, prefix in calls:
+                    out.append((t0, b"%s%d,\"value\":%r}" % (prefix, t0, round(rps_l[i][step] * ratio, 3))))
             for i, s in enumerate(fleet.services):
                 k = counts[i][step]
                 if not k:

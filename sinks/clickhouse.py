@@ -262,6 +262,58 @@ class ClickHouseStore:
             f"{self.db}.detector_state", table, settings=_INSERT_SETTINGS))
         return len(rows)
 
+    _OVERLAY_COLS = ("tenant", "change_id", "service", "change_type", "version", "ts", "window_ms",
+                     "symptoms_before", "symptoms_after", "neighbour_symptoms_before", "neighbour_symptoms_after",
+                     "novel_after", "incident_id", "likelihood")
+
+    def write_change_overlays(self, rows: list[dict]) -> int:
+        """Change overlay rows of the incident stage (``IncidentEngine.overlays()``)."""
+        if not rows:
+            return 0
+        cols = {c: [r[c] for r in rows] for c in self._OVERLAY_COLS}
+        table = pa.table({**cols, "ts": pa.array(cols["ts"], pa.timestamp("ms", tz="UTC")),
+                          "likelihood": pa.array(cols["likelihood"], pa.float32())})
+        self._retry("insert into change_overlays", lambda: self.client.insert_arrow(
+            f"{self.db}.change_overlays", table, settings=_INSERT_SETTINGS))
+        return len(rows)
+
+    def change_overlays(self, tenant: str, since_ms: int, until_ms: int, service: Optional[str] = None) -> list[dict]:
+        """Change markers of a window (optionally one service), oldest first."""
+        rows = self.query(
+            "SELECT " + ", ".join("toUnixTimestamp64Milli(ts)" if c == "ts" else c for c in self._OVERLAY_COLS)
+            + " FROM {db}.change_overlays FINAL WHERE tenant = {t:String}"
+            " AND ts >= fromUnixTimestamp64Milli({a:Int64}) AND ts < fromUnixTimestamp64Milli({b:Int64})"
+            + (" AND service = {s:String}" if service else "") + " ORDER BY ts, change_id",
+            {"t": tenant, "a": since_ms, "b": until_ms, "s": service or ""})
+        return [dict(zip(self._OVERLAY_COLS, r)) for r in rows]
+
+    def write_topology_events(self, tenant: str, events: list) -> int:
+        """Service-graph changes (``operators.topology.EdgeEvent``) of a tenant."""
+        if not events:
+            return 0
+        table = pa.table({
+            "tenant": [tenant] * len(events),
+            "ts": pa.array([e.ts for e in events], pa.timestamp("ms", tz="UTC")),
+            "caller": [e.caller for e in events], "callee": [e.callee for e in events],
+            "source": [e.source for e in events],
+            "weight": pa.array([0.0 if e.weight is None else e.weight for e in events], pa.float64()),
+            "removed": pa.array([1 if e.weight is None else 0 for e in events], pa.uint8()),
+        })
+        self._retry("insert into topology_edges", lambda: self.client.insert_arrow(
+            f"{self.db}.topology_edges", table, settings=_INSERT_SETTINGS))
+        return len(events)
+
+    def topology_events(self, tenant: str, until_ms: Optional[int] = None) -> list:
+        """A tenant's graph changes up to a time, oldest first, as ``EdgeEvent``s: feed them to
+        ``ServiceGraph`` (``graph_at``) to see the graph of that time."""
+        from operators.topology import EdgeEvent
+
+        rows = self.query(
+            "SELECT toUnixTimestamp64Milli(ts), caller, callee, source, weight, removed FROM {db}.topology_edges FINAL"
+            " WHERE tenant = {t:String}" + (" AND ts <= fromUnixTimestamp64Milli({u:Int64})" if until_ms else "")
+            + " ORDER BY ts, caller, callee, source", {"t": tenant, "u": until_ms or 0})
+        return [EdgeEvent(ts, a, b, src, None if rm else w) for ts, a, b, src, w, rm in rows]
+
     def load_detector_states(self, detector: str) -> list:
         """Latest baseline per series: ((tenant, service, series), state JSON). Empty when a
         fresh store has none."""

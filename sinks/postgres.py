@@ -62,7 +62,8 @@ _CONNECT_TIMEOUT_S = 10
 _MIGRATION_FILE = re.compile(r"^(\d+)_[\w.-]+\.sql$")
 _INCIDENT_COLUMNS = (
     "id::text AS id, tenant_id, title, status, severity, service, opened_at, resolved_at,"
-    " created_at, updated_at, summary"
+    " created_at, updated_at, summary, root_service, services, tag_change_id, tag_likelihood,"
+    " suspects, last_symptom_at"
 )
 
 
@@ -486,6 +487,43 @@ class PostgresStore:
                 (tenant_id, _incident_uuid(incident_id), at, kind, body, Jsonb(data or {})),
             ).fetchone()
         return row[0]
+
+    def write_incidents(self, tenant_id: str, incidents: Sequence[dict], entries: Sequence[Any]) -> int:
+        """Upsert the incident stage's incidents (``Incident.summary()`` dicts) and append its
+        timeline entries (``operators.incidents.TimelineEntry``) in one transaction; an entry
+        already stored (same incident and dedup key) is skipped. Returns entries added."""
+        added = 0
+        with self.tenant(tenant_id) as conn:
+            for inc in incidents:
+                top = inc["suspects"][0] if inc["suspects"] else None
+                conn.execute(
+                    "INSERT INTO incidents (id, tenant_id, title, status, severity, service, opened_at,"
+                    " resolved_at, root_service, services, tag_change_id, tag_likelihood, suspects,"
+                    " last_symptom_at)"
+                    " VALUES (%(id)s, %(tenant)s, %(title)s, %(status)s, %(severity)s, %(root)s,"
+                    " to_timestamp(%(opened)s / 1000.0), to_timestamp(%(resolved)s / 1000.0), %(root)s,"
+                    " %(services)s, %(tag)s, %(tag_p)s, %(suspects)s, to_timestamp(%(last)s / 1000.0))"
+                    " ON CONFLICT (id) DO UPDATE SET title = EXCLUDED.title, status = EXCLUDED.status,"
+                    " severity = EXCLUDED.severity, service = EXCLUDED.service,"
+                    " resolved_at = EXCLUDED.resolved_at, root_service = EXCLUDED.root_service,"
+                    " services = EXCLUDED.services, tag_change_id = EXCLUDED.tag_change_id,"
+                    " tag_likelihood = EXCLUDED.tag_likelihood, suspects = EXCLUDED.suspects,"
+                    " last_symptom_at = EXCLUDED.last_symptom_at",
+                    {"id": _incident_uuid(inc["id"]), "tenant": tenant_id, "title": inc["title"][:500],
+                     "status": _check_status(inc["status"]), "severity": inc["severity"], "root": inc["root"] or None,
+                     "opened": inc["opened_ts"], "resolved": inc["resolved_ts"], "services": inc["services"],
+                     "tag": inc["tag"], "tag_p": top["likelihood"] if top and inc["tag"] else None,
+                     "suspects": Jsonb(inc["suspects"]), "last": inc["last_ts"]})
+            for e in entries:
+                cur = conn.execute(
+                    "INSERT INTO incident_timeline (tenant_id, incident_id, at, kind, body, data, dedup_key)"
+                    " VALUES (%s, %s, to_timestamp(%s / 1000.0), %s, %s, %s, %s)"
+                    " ON CONFLICT (tenant_id, incident_id, dedup_key) DO NOTHING",
+                    (tenant_id, _incident_uuid(e.incident_id), e.ts, e.kind, e.body, Jsonb(e.data),
+                     e.dedup_key),
+                )
+                added += cur.rowcount
+        return added
 
     def timeline(self, tenant_id: str, incident_id: str | uuid.UUID) -> list[dict[str, Any]]:
         """An incident's timeline entries, oldest first."""

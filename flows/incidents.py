@@ -1,0 +1,180 @@
+"""The incident stage's wiring: symptoms, changes and call edges -> one engine per tenant -> stores.
+
+Inputs come from three places of the ingest flow: the dedupe step (changes, pages, call-edge
+metrics among the new rows), the detect step (anomaly events) and the log stage (novel errors
+and error spikes). They are keyed by tenant into ``operators.incidents.IncidentEngine``, whose
+outputs (incidents, timeline entries, change overlays, graph changes) go to ``IncidentSink``:
+incidents and their timeline into Postgres (NOTIFY per entry, for live SSE), overlays and the
+graph's versions into ClickHouse.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Callable, List, Optional
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow
+from bytewax.operators import StatefulBatchLogic
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+
+from flows.progress import Counters
+from operators.incidents import IncidentEngine, feed
+from operators.topology import ServiceGraph, TopologyError
+from opscopilot.settings import Settings
+
+
+def load_topology(paths, graph: Optional[ServiceGraph] = None) -> ServiceGraph:
+    """A graph with the edges of the given files: Kubernetes object lists (``kubectl get ... -o
+    json``) or declared-edge files (JSON/YAML ``edges:``)."""
+    g = graph or ServiceGraph()
+    for p in paths:
+        text = Path(p).read_text()
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError:
+            doc = None
+        if isinstance(doc, (dict, list)) and (isinstance(doc, list) or "items" in doc or "kind" in doc):
+            g.load_k8s(doc)
+        else:
+            try:
+                g.load_config(p)
+            except TopologyError as e:
+                raise TopologyError(f"topology file {p}: not a Kubernetes object list, and {e}") from None
+    return g
+
+
+@dataclass
+class _State:
+    engine: IncidentEngine
+    graph_written: int = 0  # graph events already sent to the store
+    touched: set = field(default_factory=set)
+
+
+class _Incidents(StatefulBatchLogic):
+    """One tenant's engine. Every batch: feed, advance the watermark, emit what changed. Every
+    ``tick`` seconds of wall clock with no input the engine is asked again (quiet incidents
+    resolve once event time moves on; at the end of input everything is flushed)."""
+
+    def __init__(self, state: _State, counters: Counters, tick: float = 5.0):
+        self.state = state
+        self.counters = counters
+        self.tick = tick
+
+    def _out(self, entries) -> list:
+        st, eng = self.state, self.state.engine
+        ids = {e.incident_id for e in entries}
+        incidents = [i.summary() for i in eng.incidents if i.id in ids and i.status != "candidate"]
+        new_graph = eng.graph.events[st.graph_written:]
+        st.graph_written = len(eng.graph.events)
+        overlays = eng.overlays()
+        if entries:
+            self.counters.add("incidents", out=len(entries))
+        if not (entries or overlays or new_graph):
+            return []
+        return [(eng.tenant, incidents, entries, overlays, new_graph)]
+
+    def on_batch(self, values: list):
+        eng = self.state.engine
+        if eng.tenant == "?":  # the key: every item of this step carries its tenant
+            eng.tenant = values[0][0][0]
+        n = 0
+        for items in values:
+            for _tenant, kind, item in items:
+                feed(eng, kind, item)
+                n += 1
+        self.counters.add("incidents", in_=n)
+        return self._out(eng.advance()), False
+
+    def notify_at(self) -> Optional[datetime]:
+        return datetime.now(timezone.utc) + timedelta(seconds=self.tick)
+
+    def on_notify(self):
+        return self._out(self.state.engine.advance()), False
+
+    def on_eof(self):
+        return self._out(self.state.engine.flush()), False
+
+    def snapshot(self) -> bytes:
+        return pickle.dumps(self.state, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def add_incidents(flow: Dataflow, inputs: list, settings: Settings, store_factory, counters: Counters) -> None:
+    """``inputs``: streams of (any key, [(tenant, kind, item)]) from the other stages."""
+    merged = op.merge("incident_inputs", *inputs) if len(inputs) > 1 else inputs[0]
+
+    def by_tenant(kv):
+        parts: dict = {}
+        for x in kv[1]:
+            parts.setdefault(x[0], []).append(x)
+        return list(parts.items())
+
+    keyed = op.flat_map("incident_tenant", merged, by_tenant)
+    # (tenant, [(tenant, kind, item)])
+
+    def builder(resume: Optional[bytes]) -> _Incidents:
+        if resume:
+            return _Incidents(pickle.loads(resume), counters)
+        return _Incidents(_State(new_engine(settings)), counters)
+
+    out = op.stateful_batch("incidents", keyed, builder)
+    # (tenant, (tenant, [incident summary], [TimelineEntry], [overlay row], [EdgeEvent]))
+    op.output("incident_store", out, IncidentSink(settings, store_factory))
+
+
+def new_engine(settings: Settings, tenant: str = "") -> IncidentEngine:
+    """An engine with the settings' topology files loaded; the tenant is set by the first item."""
+    graph = load_topology(settings.topology_files)
+    return IncidentEngine(tenant or "?", graph, lateness_ms=int(settings.incident_lateness_seconds * 1000),
+                          gap_ms=int(settings.incident_gap_seconds * 1000))
+
+
+_PG: dict = {}
+
+
+def postgres_factory(settings: Settings) -> Callable:
+    """The Postgres store of the settings, opened (and migrated) once per process; an embedded
+    server is stopped at exit."""
+
+    def get():
+        if "store" not in _PG:
+            from sinks.postgres import open_postgres
+
+            store, embedded = open_postgres(settings.postgres_url, settings.data_root)
+            _PG["store"], _PG["embedded"] = store, embedded
+        return _PG["store"]
+
+    return get
+
+
+class _IncidentPartition(StatelessSinkPartition):
+    def __init__(self, settings: Settings, store_factory):
+        self.pg = postgres_factory(settings)
+        self.ch = store_factory
+        self.tenants: set = set()
+
+    def write_batch(self, items: list) -> None:
+        for _key, (tenant, incidents, entries, overlays, graph_events) in items:
+            if entries or incidents:
+                pg = self.pg()
+                if tenant not in self.tenants:
+                    pg.ensure_tenant(tenant, tenant)
+                    self.tenants.add(tenant)
+                pg.write_incidents(tenant, incidents, entries)
+            if overlays:
+                self.ch().write_change_overlays(overlays)
+            if graph_events:
+                self.ch().write_topology_events(tenant, graph_events)
+
+
+class IncidentSink(DynamicSink):
+    def __init__(self, settings: Settings, store_factory):
+        self.settings = settings
+        self.store_factory = store_factory
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _IncidentPartition:
+        return _IncidentPartition(self.settings, self.store_factory)

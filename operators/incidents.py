@@ -1,0 +1,582 @@
+"""Incidents: symptoms grouped by time and topology, changes joined in event time and scored.
+
+One :class:`IncidentEngine` per tenant takes, in any order within a bounded lateness:
+
+- symptoms (:class:`Symptom`): anomalies, novel errors, pages;
+- changes (:class:`Change`): deploys, flag flips, config changes;
+- call edges (caller, callee, rate) for the :class:`operators.topology.ServiceGraph`.
+
+It holds them in an event-time buffer and processes them in time order once the watermark
+(the newest event time seen, minus ``lateness_ms``) has passed them, so the answers do not
+depend on arrival order. Later events than that are still taken, in arrival order, and counted
+as late.
+
+Grouping: a symptom joins the open incident whose services it is related to (the same service,
+or one calling the other, directly or through other services) and that had a symptom within
+``gap_ms``; otherwise it starts a candidate incident. A candidate is opened (made visible) by a
+page, a novel error, or anomalies on two series; a lone anomaly that nothing confirms within
+``candidate_ms`` is dropped. An incident resolves after ``gap_ms`` without symptoms. One incident per
+root event, not per symptom: every grouping decision is a timeline entry with its reason.
+
+Root: the incident service whose symptoms are not explained by a callee that was hit as early.
+
+Changes: every change of the last ``lookback_ms`` on a service related to the incident is a
+suspect, scored by :class:`ChangeModel` (a logistic model over the features below, fitted on
+simulated scenarios apart from the gold suite; ``benchmarks/fit_change_model.py``). The top
+suspect with a likelihood of at least ``tag_threshold`` is the incident's tag. Each score comes
+with its parts (feature value x weight), which explain it.
+
+The deploy-overlay join: for every change, once its after-window has closed, an overlay row
+counts the symptoms of the changed service and its neighbours in the windows before and after
+it (:meth:`IncidentEngine.overlays`), for charts to draw change markers with.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import json
+import math
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import networkx as nx
+
+from operators.topology import ServiceGraph
+
+MINUTE = 60_000
+
+
+@dataclass(frozen=True)
+class Symptom:
+    ts: int
+    service: str
+    kind: str  # anomaly | novel | page
+    name: str  # metric, novel cluster id or alert name
+    id: str  # unique per symptom (idempotent re-delivery)
+    score: float = 1.0
+    direction: int = 0
+    detail: str = ""  # metric series / novel error example / page text
+    severity: str = ""
+
+
+@dataclass(frozen=True)
+class Change:
+    ts: int
+    service: str
+    change_id: str
+    change_type: str
+    version: str = ""
+    author: str = ""
+    link: str = ""
+
+
+FEATURES = ("proximity", "after_onset", "on_root", "symptomatic", "distance", "shift", "sharp_onset",
+            "noisy_before", "novel_after", "version_in_errors", "overlapping", "prior_failure_rate",
+            "explained_downstream")
+
+
+@dataclass
+class ChangeModel:
+    """p(change caused the incident) = sigmoid(bias + sum(weight * feature))."""
+
+    bias: float
+    weights: Dict[str, float]
+    info: str = ""
+
+    DEFAULT_PATH = Path(__file__).with_name("change_model.json")
+
+    @classmethod
+    def load(cls, path: Optional[Path] = None) -> "ChangeModel":
+        p = Path(path) if path else cls.DEFAULT_PATH
+        if not p.exists():
+            # hand-set prior weights, used only until a fitted model file exists
+            return cls(-4.0, {"proximity": 2.0, "on_root": 2.0, "symptomatic": 1.0, "sharp_onset": 1.5,
+                              "novel_after": 1.0, "version_in_errors": 2.0, "after_onset": -3.0,
+                              "distance": -1.0, "explained_downstream": -1.5}, "unfitted prior")
+        d = json.loads(p.read_text())
+        return cls(float(d["bias"]), {k: float(v) for k, v in d["weights"].items()}, d.get("info", ""))
+
+    def save(self, path: Path) -> None:
+        Path(path).write_text(json.dumps({"bias": self.bias, "weights": self.weights, "info": self.info},
+                                         indent=2, sort_keys=True) + "\n")
+
+    def score(self, x: Dict[str, float]) -> Tuple[float, Dict[str, float]]:
+        parts = {k: round(self.weights.get(k, 0.0) * v, 4) for k, v in x.items()}
+        z = self.bias + sum(parts.values())
+        return 1.0 / (1.0 + math.exp(-max(-40.0, min(40.0, z)))), parts
+
+
+@dataclass
+class _Svc:
+    first_ts: int
+    last_ts: int
+    n: int = 0
+    series: set = field(default_factory=set)
+    kinds: set = field(default_factory=set)
+    impact: float = 0.0
+
+
+@dataclass
+class Suspect:
+    change: Change
+    likelihood: float
+    features: Dict[str, float]
+    parts: Dict[str, float]
+
+
+@dataclass
+class Incident:
+    id: str
+    tenant: str
+    opened_ts: int  # first symptom
+    last_ts: int
+    status: str = "candidate"  # candidate | open | resolved
+    severity: str = "warning"
+    services: Dict[str, _Svc] = field(default_factory=dict)
+    symptoms: List[Symptom] = field(default_factory=list)
+    root: str = ""
+    suspects: List[Suspect] = field(default_factory=list)
+    tag: Optional[str] = None  # change id
+    tag_ts: Optional[int] = None  # event time (watermark) when the tag was set
+    resolved_ts: Optional[int] = None
+    firing: Dict[Tuple[str, str], int] = field(default_factory=dict)  # pages still firing
+
+    @property
+    def title(self) -> str:
+        what = ", ".join(sorted({k for s in self.services.values() for k in s.kinds}))
+        return f"{what} on {self.root or '?'}" + (f" (+{len(self.services) - 1} services)"
+                                                   if len(self.services) > 1 else "")
+
+    def summary(self) -> dict:
+        return {"id": self.id, "tenant": self.tenant, "status": self.status, "severity": self.severity,
+                "title": self.title, "root": self.root, "opened_ts": self.opened_ts, "last_ts": self.last_ts,
+                "resolved_ts": self.resolved_ts, "services": sorted(self.services),
+                "tag": self.tag, "tag_ts": self.tag_ts,
+                "suspects": [{"change_id": s.change.change_id, "service": s.change.service,
+                              "change_type": s.change.change_type, "version": s.change.version,
+                              "ts": s.change.ts, "likelihood": round(s.likelihood, 4), "parts": s.parts}
+                             for s in self.suspects[:5]]}
+
+
+@dataclass
+class TimelineEntry:
+    incident_id: str
+    tenant: str
+    ts: int  # event time
+    kind: str  # opened | symptom | grouped | root | suspect | tagged | untagged | resolved
+    body: str
+    data: dict = field(default_factory=dict)
+
+    @property
+    def dedup_key(self) -> str:
+        """The same entry produced again (a replay, a restart) has the same key."""
+        d = self.data
+        return f"{self.kind}:{self.ts}:{d.get('symptom_id') or d.get('change_id') or d.get('service') or ''}"
+
+
+class IncidentEngine:
+    def __init__(self, tenant: str = "default", graph: Optional[ServiceGraph] = None,
+                 model: Optional[ChangeModel] = None, lateness_ms: int = 30_000, gap_ms: int = 15 * MINUTE,
+                 lookback_ms: int = 60 * MINUTE, tag_threshold: float = 0.5,
+                 overlay_window_ms: int = 15 * MINUTE, step_ms: int = 10_000,
+                 keep_resolved_ms: int = 24 * 60 * MINUTE, candidate_ms: int = 5 * MINUTE):
+        self.tenant = tenant
+        self.graph = graph or ServiceGraph()
+        self.model = model or ChangeModel.load()
+        self.lateness_ms = lateness_ms
+        self.gap_ms = gap_ms
+        self.lookback_ms = lookback_ms
+        self.tag_threshold = tag_threshold
+        self.overlay_window_ms = overlay_window_ms
+        self.step_ms = step_ms  # the tolerance for "as early"
+        self.keep_resolved_ms = keep_resolved_ms  # resolved incidents are forgotten after this
+        self.candidate_ms = candidate_ms  # an unconfirmed candidate is dropped after this
+        self._buf: list = []
+        self._seq = itertools.count()
+        self.max_ts = 0
+        self.watermark = 0
+        self.late = 0
+        self.changes: List[Change] = []
+        self._change_ids: Dict[str, int] = {}  # id -> ts (re-deliveries are ignored)
+        self._symptom_ids: Dict[str, int] = {}
+        self.recent: List[Symptom] = []  # symptoms of the last lookback, for features and overlays
+        self.incidents: List[Incident] = []
+        self.history: Dict[str, List[int]] = {}  # change type -> [changes seen, changes tagged]
+        self._pending_overlays: List[Change] = []
+        self._overlays: List[dict] = []
+        self._out: List[TimelineEntry] = []
+        self._related_cache: Dict[Tuple[str, str], bool] = {}
+        self._ids_cap = 10_000
+        self._hk_next = 0  # housekeeping runs once per step of event time
+
+    # -- input ----------------------------------------------------------------------------------
+    def add_symptom(self, s: Symptom) -> None:
+        self._push(s.ts, 2, s)
+
+    def add_change(self, c: Change) -> None:
+        self._push(c.ts, 1, c)
+
+    def add_edge(self, ts: int, caller: str, callee: str, rate: float) -> None:
+        self._push(ts, 0, (caller, callee, rate))
+
+    def resolve_page(self, ts: int, service: str, name: str) -> None:
+        """A page stopped firing (an incident does not resolve while a page of it fires)."""
+        self._push(ts, 3, (service, name))
+
+    def _push(self, ts: int, prio: int, item) -> None:
+        if ts < self.watermark:
+            self.late += 1  # behind the watermark: processed now, in arrival order
+            self._process(ts, prio, item)
+            return
+        heapq.heappush(self._buf, (ts, prio, next(self._seq), item))
+        self.max_ts = max(self.max_ts, ts)
+
+    def advance(self, now_ts: Optional[int] = None) -> List[TimelineEntry]:
+        """Process what the watermark has passed; ``now_ts`` (event time) may move it further."""
+        if now_ts is not None:
+            self.max_ts = max(self.max_ts, now_ts)
+        self._drain(self.max_ts - self.lateness_ms)
+        out, self._out = self._out, []
+        return out
+
+    def flush(self) -> List[TimelineEntry]:
+        """End of input: process everything, close what is quiet."""
+        self._drain(self.max_ts)
+        self._housekeep(self.max_ts + self.gap_ms + self.overlay_window_ms + 1)
+        out, self._out = self._out, []
+        return out
+
+    def _drain(self, wm: int) -> None:
+        while self._buf and self._buf[0][0] <= wm:
+            ts, prio, _, item = heapq.heappop(self._buf)
+            self._housekeep(ts)
+            self._process(ts, prio, item)
+        if wm > self.watermark:
+            self.watermark = wm
+            self._housekeep(wm)
+
+    def _process(self, ts: int, prio: int, item) -> None:
+        if prio == 0:
+            if self.graph.observe_call(ts, *item):
+                self._related_cache.clear()
+        elif prio == 1:
+            self._on_change(item)
+        elif prio == 3:
+            for inc in self.incidents:
+                inc.firing.pop(item, None)
+        else:
+            self._on_symptom(item)
+
+    # -- symptoms and grouping -----------------------------------------------------------------
+    def related(self, a: str, b: str) -> bool:
+        """Same service, or one reaches the other through calls (either direction)."""
+        if a == b:
+            return True
+        key = (a, b) if a < b else (b, a)
+        r = self._related_cache.get(key)
+        if r is None:
+            g = self.graph.g
+            if a not in g or b not in g:
+                r = False
+            else:
+                r = nx.has_path(g, a, b) or nx.has_path(g, b, a)
+            self._related_cache[key] = r
+        return r
+
+    def _on_symptom(self, s: Symptom) -> None:
+        if s.id in self._symptom_ids:
+            return
+        self._symptom_ids[s.id] = s.ts
+        self.recent.append(s)
+        known = self.graph.has(s.service)
+        best, reason = None, ""
+        for inc in reversed(self.incidents):
+            if inc.status == "resolved" or (s.ts - inc.last_ts > self.gap_ms and not inc.firing):
+                continue
+            if inc.status == "candidate" and s.ts - inc.opened_ts > self.candidate_ms:
+                continue
+            if s.service in inc.services:
+                best, reason = inc, f"{s.service} is already in the incident"
+                break
+            hit = next((o for o in inc.services if self.related(s.service, o)), None)
+            if hit is not None:
+                best, reason = inc, f"{s.service} and {hit} call each other (directly or through others)"
+                break
+            if not known:
+                best, reason = inc, f"{s.service} is not in the service graph; grouped by time"
+                break
+        if best is None:
+            best = Incident(str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.tenant}/{s.id}")), self.tenant, s.ts, s.ts)
+            self.incidents.append(best)
+            reason = "no open incident related to it"
+        self._attach(best, s, reason)
+
+    def _attach(self, inc: Incident, s: Symptom, reason: str) -> None:
+        inc.symptoms.append(s)
+        inc.last_ts = max(inc.last_ts, s.ts)
+        sv = inc.services.get(s.service)
+        new_service = sv is None
+        if sv is None:
+            sv = inc.services[s.service] = _Svc(s.ts, s.ts)
+        sv.n += 1
+        sv.last_ts = max(sv.last_ts, s.ts)
+        sv.series.add(s.detail or s.name)
+        sv.kinds.add(s.kind)
+        sv.impact += s.score
+        if s.kind == "page":
+            inc.firing[(s.service, s.name)] = s.ts
+        if s.kind == "page" and s.severity == "critical" or s.kind == "novel":
+            inc.severity = "critical" if s.kind == "page" else max(inc.severity, "error", key=_sev_rank)
+        data = {"service": s.service, "kind": s.kind, "name": s.name, "symptom_id": s.id, "reason": reason}
+        if inc.status == "candidate":
+            n_series = sum(len(v.series) for v in inc.services.values())
+            if s.kind in ("page", "novel") or n_series >= 2:
+                inc.status = "open"
+                self._emit(inc, s.ts, "opened", f"incident opened: {s.kind} {s.name} on {s.service}",
+                           {"first_symptom_ts": inc.opened_ts, "reason": f"confirmed by {s.kind}"})
+                for earlier in inc.symptoms:
+                    self._emit(inc, earlier.ts, "symptom", _describe(earlier),
+                               {"service": earlier.service, "kind": earlier.kind, "name": earlier.name,
+                                "symptom_id": earlier.id})
+            # a candidate's symptoms are reported once it opens
+        else:
+            self._emit(inc, s.ts, "symptom", _describe(s), data)
+            if new_service:
+                self._emit(inc, s.ts, "grouped", f"{s.service} joins: {reason}", data)
+        if inc.status == "open":
+            self._update_root(inc, s.ts)
+            self._score(inc, s.ts)
+
+    def _update_root(self, inc: Incident, ts: int) -> None:
+        tol = self.step_ms
+        g = self.graph.g
+        cands = []
+        for name, sv in inc.services.items():
+            below = nx.descendants(g, name) if name in g else set()
+            explained = any(o in below and inc.services[o].first_ts <= sv.first_ts + tol for o in inc.services)
+            cands.append((explained, sv.first_ts, -sv.n, name))
+        root = min(cands)[3]
+        if root != inc.root:
+            inc.root = root
+            self._emit(inc, ts, "root", f"root is likely {root}: earliest symptoms not explained by a callee",
+                       {"service": root})
+
+    # -- changes -----------------------------------------------------------------------------------
+    def _on_change(self, c: Change) -> None:
+        if c.change_id in self._change_ids:
+            return
+        self._change_ids[c.change_id] = c.ts
+        self.changes.append(c)
+        self._pending_overlays.append(c)
+        h = self.history.setdefault(c.change_type, [0, 0])
+        h[0] += 1
+        for inc in self.incidents:
+            if inc.status == "open" and c.ts <= inc.last_ts + self.gap_ms:
+                self._score(inc, c.ts)
+
+    def features(self, inc: Incident, c: Change) -> Dict[str, float]:
+        onset = inc.opened_ts
+        sv = inc.services.get(c.service)
+        own = [s for s in inc.symptoms if s.service == c.service]
+        after = [s for s in own if s.ts >= c.ts]
+        first_after = min((s.ts for s in after), default=None)
+        ref = sv.first_ts if sv is not None else onset
+        dist = self.graph.distance(c.service, inc.root) if inc.root else None
+        below = nx.descendants(self.graph.g, c.service) if c.service in self.graph.g else set()
+        explained = sv is not None and any(
+            o in below and inc.services[o].first_ts <= sv.first_ts + self.step_ms for o in inc.services)
+        noisy = any(s.service == c.service and c.ts - 30 * MINUTE <= s.ts < c.ts and s.kind == "anomaly"
+                    for s in self.recent)
+        overlapping = sum(1 for o in self.changes if o.change_id != c.change_id and abs(o.ts - c.ts) <= 10 * MINUTE
+                          and (o.service in inc.services or (inc.root and self.related(o.service, inc.root))))
+        version = bool(c.version) and any(s.kind == "novel" and c.version in s.detail for s in after)
+        seen, tagged = self.history.get(c.change_type, [0, 0])
+        return {
+            "proximity": math.exp(-max(0, ref - c.ts) / (10 * MINUTE)),
+            "after_onset": 1.0 if c.ts > onset + self.step_ms else 0.0,
+            "on_root": 1.0 if c.service == inc.root else 0.0,
+            "symptomatic": 1.0 if sv is not None else 0.0,
+            "distance": (4 if dist is None else min(dist, 4)) / 4,
+            "shift": min(1.0, len({s.detail or s.name for s in after if s.kind == "anomaly"}) / 3),
+            "sharp_onset": math.exp(-(first_after - c.ts) / (2 * MINUTE)) if first_after is not None else 0.0,
+            "noisy_before": 1.0 if noisy else 0.0,
+            "novel_after": 1.0 if any(s.kind == "novel" for s in after) else 0.0,
+            "version_in_errors": 1.0 if version else 0.0,
+            "overlapping": math.log1p(overlapping),
+            "prior_failure_rate": (tagged + 1) / (seen + 10),
+            "explained_downstream": 1.0 if explained else 0.0,
+        }
+
+    def _suspects_of(self, inc: Incident) -> List[Change]:
+        lo = inc.opened_ts - self.lookback_ms
+        hi = inc.last_ts
+        return [c for c in self.changes if lo <= c.ts <= hi
+                and (c.service in inc.services or any(self.related(c.service, o) for o in inc.services))]
+
+    def _score(self, inc: Incident, ts: int) -> None:
+        out = []
+        for c in self._suspects_of(inc):
+            x = self.features(inc, c)
+            p, parts = self.model.score(x)
+            out.append(Suspect(c, p, x, parts))
+        out.sort(key=lambda s: (-s.likelihood, -s.change.ts, s.change.change_id))
+        before = {s.change.change_id for s in inc.suspects}
+        inc.suspects = out
+        for s in out:
+            if s.change.change_id not in before:
+                self._emit(inc, ts, "suspect", f"change {s.change.change_id} ({s.change.change_type} of "
+                           f"{s.change.service}) joined: likelihood {s.likelihood:.2f}",
+                           {"change_id": s.change.change_id, "likelihood": round(s.likelihood, 4), "parts": s.parts})
+        top = out[0] if out and out[0].likelihood >= self.tag_threshold else None
+        new_tag = top.change.change_id if top else None
+        if new_tag != inc.tag:
+            if new_tag is None:
+                self._emit(inc, ts, "untagged", f"no change is likely enough any more (was {inc.tag})", {})
+            else:
+                self._emit(inc, ts, "tagged", f"suspected change {new_tag} ({top.change.change_type} of "
+                           f"{top.change.service} {top.change.version}): likelihood {top.likelihood:.2f}",
+                           {"change_id": new_tag, "likelihood": round(top.likelihood, 4), "parts": top.parts,
+                            "features": top.features})
+                if inc.tag is None:
+                    self.history.setdefault(top.change.change_type, [0, 0])[1] += 1
+            inc.tag = new_tag
+            inc.tag_ts = ts if new_tag else None
+
+    # -- time passing ------------------------------------------------------------------------------
+    def _housekeep(self, now: int) -> None:
+        if now < self._hk_next:
+            return
+        self._hk_next = now + min(self.step_ms, self.lateness_ms or self.step_ms)
+        for inc in self.incidents:
+            if inc.status == "candidate" and now - inc.opened_ts > self.candidate_ms:
+                inc.status = "dropped"
+            elif inc.status != "resolved" and now - inc.last_ts > self.gap_ms and not inc.firing:
+                if inc.status == "open":
+                    inc.resolved_ts = inc.last_ts + self.gap_ms
+                    self._emit(inc, inc.resolved_ts, "resolved",
+                               f"resolved: no symptom for {self.gap_ms // MINUTE} min", {})
+                inc.status = "resolved" if inc.status == "open" else "dropped"
+        if any(i.status == "dropped" or i.status == "resolved" and now - i.resolved_ts > self.keep_resolved_ms
+               for i in self.incidents):
+            self.incidents = [i for i in self.incidents if i.status != "dropped" and not (
+                i.status == "resolved" and now - i.resolved_ts > self.keep_resolved_ms)]
+        forget = now - self.keep_resolved_ms
+        for ids in (self._symptom_ids, self._change_ids):
+            if len(ids) > self._ids_cap:
+                for k in [k for k, t in ids.items() if t < forget]:
+                    del ids[k]
+                self._ids_cap = max(10_000, 2 * len(ids))
+        horizon = now - self.lookback_ms - self.gap_ms
+        if self.recent and self.recent[0].ts < horizon:
+            self.recent = [s for s in self.recent if s.ts >= horizon]
+        if self.changes and self.changes[0].ts < horizon - self.lookback_ms:
+            self.changes = [c for c in self.changes if c.ts >= horizon - self.lookback_ms]
+        keep = []
+        for c in self._pending_overlays:
+            if now >= c.ts + self.overlay_window_ms:
+                self._overlays.append(self._overlay(c))
+            else:
+                keep.append(c)
+        self._pending_overlays = keep
+
+    def _overlay(self, c: Change) -> dict:
+        w = self.overlay_window_ms
+        near = {c.service} | set(self.graph.callers(c.service)) | set(self.graph.callees(c.service))
+        counts = {"before": [0, 0], "after": [0, 0]}  # [own service, neighbours]
+        novel_after = 0
+        for s in self.recent:
+            if s.service not in near or not c.ts - w <= s.ts < c.ts + w:
+                continue
+            side = "after" if s.ts >= c.ts else "before"
+            counts[side][0 if s.service == c.service else 1] += 1
+            novel_after += side == "after" and s.kind == "novel" and s.service == c.service
+        inc = next((i for i in self.incidents if i.tag == c.change_id), None)
+        return {"tenant": self.tenant, "change_id": c.change_id, "service": c.service, "change_type": c.change_type,
+                "version": c.version, "ts": c.ts, "window_ms": w,
+                "symptoms_before": counts["before"][0], "symptoms_after": counts["after"][0],
+                "neighbour_symptoms_before": counts["before"][1], "neighbour_symptoms_after": counts["after"][1],
+                "novel_after": novel_after, "incident_id": inc.id if inc else "",
+                "likelihood": next((s.likelihood for i in self.incidents for s in i.suspects
+                                    if s.change.change_id == c.change_id), 0.0)}
+
+    def overlays(self) -> List[dict]:
+        """Overlay rows whose windows closed since the last call."""
+        out, self._overlays = self._overlays, []
+        return out
+
+    def _emit(self, inc: Incident, ts: int, kind: str, body: str, data: dict) -> None:
+        self._out.append(TimelineEntry(inc.id, self.tenant, ts, kind, body, data))
+
+
+_SEV = {"warning": 0, "error": 1, "critical": 2}
+
+
+def _sev_rank(s: str) -> int:
+    return _SEV.get(s, 0)
+
+
+def _describe(s: Symptom) -> str:
+    if s.kind == "anomaly":
+        return f"anomaly: {s.name} of {s.service}" + (" up" if s.direction > 0 else " down" if s.direction < 0 else "")
+    if s.kind == "novel":
+        return f"novel error in {s.service}: {s.detail[:200]}"
+    return f"page {s.name} on {s.service}" + (f": {s.detail[:200]}" if s.detail else "")
+
+
+# -- from the stream's records -------------------------------------------------------------------
+CHANGE_TYPES = ("deploy", "feature_flag", "config", "rollback", "scale", "migration")
+
+
+def inputs_from_signals(rows) -> List[tuple]:
+    """The incident stage's inputs among stored signals (``schemas.signal.Signal``): changes,
+    pages (trigger and resolve) and call edges (a metric labelled ``callee``, its service the
+    caller, or labelled ``caller`` and ``callee``). Returns (tenant, kind, item) tuples."""
+    out = []
+    for r in rows:
+        k = r.kind
+        if k == "metric":
+            callee = r.labels.get("callee") if r.labels else None
+            if callee:
+                out.append((r.tenant, "edge", (r.ts, r.labels.get("caller") or r.service, callee, r.value)))
+        elif k == "change":
+            if r.change_type in CHANGE_TYPES:
+                out.append((r.tenant, "change", Change(r.ts, r.service, r.change_id or r.id, r.change_type,
+                                                       r.version, r.author, r.link)))
+        elif k == "alert":
+            action = (r.labels or {}).get("event_action", "trigger")
+            if action == "resolve":
+                out.append((r.tenant, "resolve", (r.ts, r.service, r.name)))
+            elif action == "trigger":
+                out.append((r.tenant, "symptom", Symptom(r.ts, r.service, "page", r.name, r.id, 1.0, 0, r.body,
+                                                         r.severity)))
+    return out
+
+
+def input_from_anomaly(e) -> tuple:
+    """An ``schemas.anomaly.AnomalyEvent`` as a symptom."""
+    return (e.tenant, "symptom", Symptom(e.ts, e.service, "anomaly", e.name, f"a/{e.service}/{e.series}/{e.ts}",
+                                         float(e.score), int(e.direction), e.series))
+
+
+def input_from_novel(n) -> tuple:
+    """An ``operators.novelty.NovelError`` as a symptom (rate spikes of known errors too)."""
+    kind = "novel" if n.kind == "novel" else "error_spike"
+    return (n.tenant, "symptom", Symptom(n.first_seen_ms, n.service, kind, n.cluster_id,
+                                         f"{kind}/{n.service}/{n.cluster_id}/{n.first_seen_ms}", 1.0, 1,
+                                         n.examples[0] if n.examples else n.template, n.severity))
+
+
+def feed(engine: "IncidentEngine", kind: str, item) -> None:
+    if kind == "symptom":
+        engine.add_symptom(item)
+    elif kind == "change":
+        engine.add_change(item)
+    elif kind == "edge":
+        engine.add_edge(*item)
+    elif kind == "resolve":
+        engine.resolve_page(*item)
+    else:
+        raise ValueError(f"unknown incident input {kind!r}")
