@@ -60,8 +60,9 @@ class _Incidents(StatefulBatchLogic):
     ``tick`` seconds of wall clock with no input the engine is asked again (quiet incidents
     resolve once event time moves on; at the end of input everything is flushed)."""
 
-    def __init__(self, state: _State, counters: Counters, tick: float = 5.0):
+    def __init__(self, state: _State, counters: Counters, pg_factory: Callable, tick: float = 5.0):
         self.state = state
+        self.pg_factory = pg_factory
         self.counters = counters
         self.tick = tick
 
@@ -82,6 +83,9 @@ class _Incidents(StatefulBatchLogic):
         eng = self.state.engine
         if eng.tenant == "?":  # the key: every item of this step carries its tenant
             eng.tenant = values[0][0][0]
+            pg = self.pg_factory()
+            pg.ensure_tenant(eng.tenant, eng.tenant)
+            eng.done_until = pg.latest_symptom_ms(eng.tenant)  # an earlier run's incidents
         n = 0
         for items in values:
             for _tenant, kind, item in items:
@@ -103,7 +107,8 @@ class _Incidents(StatefulBatchLogic):
         return pickle.dumps(self.state, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def add_incidents(flow: Dataflow, inputs: list, settings: Settings, store_factory, counters: Counters) -> None:
+def add_incidents(flow: Dataflow, inputs: list, settings: Settings, store_factory, counters: Counters,
+                  pg_factory: Optional[Callable] = None) -> None:
     """``inputs``: streams of (any key, [(tenant, kind, item)]) from the other stages."""
     merged = op.merge("incident_inputs", *inputs) if len(inputs) > 1 else inputs[0]
 
@@ -116,14 +121,16 @@ def add_incidents(flow: Dataflow, inputs: list, settings: Settings, store_factor
     keyed = op.flat_map("incident_tenant", merged, by_tenant)
     # (tenant, [(tenant, kind, item)])
 
+    pg_factory = pg_factory or postgres_factory(settings)
+
     def builder(resume: Optional[bytes]) -> _Incidents:
         if resume:
-            return _Incidents(pickle.loads(resume), counters)
-        return _Incidents(_State(new_engine(settings)), counters)
+            return _Incidents(pickle.loads(resume), counters, pg_factory)
+        return _Incidents(_State(new_engine(settings)), counters, pg_factory)
 
     out = op.stateful_batch("incidents", keyed, builder)
     # (tenant, (tenant, [incident summary], [TimelineEntry], [overlay row], [EdgeEvent]))
-    op.output("incident_store", out, IncidentSink(settings, store_factory))
+    op.output("incident_store", out, IncidentSink(pg_factory, store_factory))
 
 
 def new_engine(settings: Settings, tenant: str = "") -> IncidentEngine:
@@ -152,8 +159,8 @@ def postgres_factory(settings: Settings) -> Callable:
 
 
 class _IncidentPartition(StatelessSinkPartition):
-    def __init__(self, settings: Settings, store_factory):
-        self.pg = postgres_factory(settings)
+    def __init__(self, pg_factory, store_factory):
+        self.pg = pg_factory
         self.ch = store_factory
         self.tenants: set = set()
 
@@ -172,9 +179,12 @@ class _IncidentPartition(StatelessSinkPartition):
 
 
 class IncidentSink(DynamicSink):
-    def __init__(self, settings: Settings, store_factory):
-        self.settings = settings
+    """Incidents + timeline into Postgres (``pg_factory()``), overlays + graph versions into
+    ClickHouse (``store_factory()``)."""
+
+    def __init__(self, pg_factory: Callable, store_factory: Callable):
+        self.pg_factory = pg_factory
         self.store_factory = store_factory
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _IncidentPartition:
-        return _IncidentPartition(self.settings, self.store_factory)
+        return _IncidentPartition(self.pg_factory, self.store_factory)

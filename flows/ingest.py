@@ -167,8 +167,9 @@ class _DedupeAndBatch(StatefulBatchLogic):
 
 def build_flow(settings: Settings, inp: IngestInput, counters: Optional[Counters] = None,
                store_factory: Optional[Callable[[], ClickHouseStore]] = None,
-               flow_id: str = "ingest") -> Dataflow:
-    """The ingest dataflow for ``inp``, writing through ``store_factory()`` (default: settings)."""
+               flow_id: str = "ingest", pg_factory: Optional[Callable] = None) -> Dataflow:
+    """The ingest dataflow for ``inp``, writing through ``store_factory()`` and, for incidents,
+    ``pg_factory()`` (defaults: the stores the settings name)."""
     counters = counters or Counters()
     stages = _Stages(settings, counters)
     if store_factory is None:
@@ -232,7 +233,7 @@ def build_flow(settings: Settings, inp: IngestInput, counters: Optional[Counters
         if settings.log_clustering:
             inputs.append(op.map_value("novel_symptoms", side.trues,
                                        lambda x: [input_from_novel(n) for n in x[1][1]]))
-        add_incidents(flow, inputs, settings, store_factory, counters)
+        add_incidents(flow, inputs, settings, store_factory, counters, pg_factory)
     return flow
 
 

@@ -210,6 +210,9 @@ class IncidentEngine:
         self._out: List[TimelineEntry] = []
         self._related_cache: Dict[Tuple[str, str], bool] = {}
         self._ids_cap = 10_000
+        # symptoms at or before this event time were handled by an earlier run (a replay of a
+        # stream already processed adds nothing); changes and edges are still taken
+        self.done_until = 0
         self._hk_next = 0  # housekeeping runs once per step of event time
 
     # -- input ----------------------------------------------------------------------------------
@@ -287,7 +290,7 @@ class IncidentEngine:
         return r
 
     def _on_symptom(self, s: Symptom) -> None:
-        if s.id in self._symptom_ids:
+        if s.id in self._symptom_ids or s.ts <= self.done_until:
             return
         self._symptom_ids[s.id] = s.ts
         self.recent.append(s)

@@ -84,11 +84,11 @@ def k8s_objects(fleet: Fleet, namespace: str = "prod", seed: int = 0, replicas: 
             items.append({"apiVersion": "v1", "kind": "Pod", "metadata": meta(pod, "Pod", labels, owner),
                           "spec": {"containers": [{"name": s.name}]}, "status": {"phase": "Running"}})
     for e in (s for s in fleet.services if s.tier == "edge"):
-        paths = [{"path": f"/{c.split('-')[0]}", "pathType": "Prefix",
+        paths = [{"path": f"/{c}", "pathType": "Prefix",
                   "backend": {"service": {"name": c, "port": {"number": 8080}}}}
                  for c, _ in fleet.calls.get(e.name, [])]
         items.append({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
                       "metadata": meta(e.name, "Ingress", {"app.kubernetes.io/name": e.name}),
                       "spec": {"ingressClassName": "nginx",
-                               "rules": [{"host": "shop.example.com", "http": {"paths": paths}}]}})
+                               "rules": [{"host": f"{e.name}.example.com", "http": {"paths": paths}}]}})
     return {"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": items}

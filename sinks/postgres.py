@@ -525,6 +525,13 @@ class PostgresStore:
                 added += cur.rowcount
         return added
 
+    def latest_symptom_ms(self, tenant_id: str) -> int:
+        """Event time (epoch ms) of the newest symptom in any of the tenant's incidents (0: none)."""
+        with self.tenant(tenant_id) as conn:
+            row = conn.execute("SELECT (extract(epoch FROM max(last_symptom_at)) * 1000)::bigint"
+                               " FROM incidents").fetchone()
+        return int(row[0] or 0)
+
     def timeline(self, tenant_id: str, incident_id: str | uuid.UUID) -> list[dict[str, Any]]:
         """An incident's timeline entries, oldest first."""
         with self.tenant(tenant_id) as conn, conn.cursor(row_factory=dict_row) as cur:

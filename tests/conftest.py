@@ -108,3 +108,24 @@ def run_kafka_cluster(kafka_url: str, topic: str, tmp_path, processes: int = 2, 
         _out, err = p.communicate(timeout=timeout)
         assert p.returncode == 0, err[-3000:]
     return dirs
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory):
+    """A real embedded Postgres 18 + pgvector for the session."""
+    from sinks.postgres import EmbeddedPostgres
+
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("pgs") / "data")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_store(pg_server):
+    from sinks.postgres import PostgresStore
+
+    s = PostgresStore(pg_server.url)
+    s.migrate()
+    return s

@@ -1,0 +1,144 @@
+"""The incident engine: grouping by time and topology, change suspects, lateness, overlays."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from operators.incidents import Change, ChangeModel, IncidentEngine, Symptom
+
+MIN = 60_000
+T0 = 1_767_225_600_000
+EDGES = [("edge", "api"), ("api", "svc"), ("svc", "db"), ("api", "cache"), ("edge", "search"),
+         ("search", "index"), ("worker", "db2")]
+
+
+def engine(**kw) -> IncidentEngine:
+    e = IncidentEngine("acme", **kw)
+    for a, b in EDGES:
+        e.add_edge(T0, a, b, 100.0)
+    return e
+
+
+def anomaly(ts, svc, metric="error_rate"):
+    return Symptom(ts, svc, "anomaly", metric, f"a/{svc}/{metric}/{ts}", 1.0, 1, metric)
+
+
+def bad_deploy_events(t_fault=T0 + 40 * MIN):
+    """A bad deploy of svc: its errors, then its callers', a novel error with the version, a
+    page; a harmless deploy of an unrelated service just before; background changes earlier."""
+    ev = [Change(T0 + 5 * MIN, "search", "c-old", "deploy", "v1.0.0"),
+          Change(t_fault - 90_000, "index", "c-decoy", "deploy", "v3.3.3"),
+          Change(t_fault - 5_000, "svc", "c-guilty", "deploy", "v2.4.1"),
+          anomaly(t_fault + 10_000, "svc"), anomaly(t_fault + 10_000, "svc", "latency_p99_ms"),
+          Symptom(t_fault + 15_000, "svc", "novel", "cl1", "n/svc/cl1", 1.0, 1,
+                  "NullPointerException in handler (version v2.4.1)", "error"),
+          anomaly(t_fault + 20_000, "api"), anomaly(t_fault + 30_000, "edge"),
+          Symptom(t_fault + 45_000, "api", "page", "HighErrorRate", "pd-1", severity="critical")]
+    ev += [anomaly(t_fault + 60_000 * k, "svc") for k in range(2, 12)]
+    return ev
+
+
+def feed(e: IncidentEngine, events) -> list:
+    out = []
+    for x in events:
+        if isinstance(x, tuple):  # (ts, service, alert name): the page stopped firing
+            e.resolve_page(*x)
+        else:
+            (e.add_change if isinstance(x, Change) else e.add_symptom)(x)
+        out += e.advance()
+    return out + e.flush()
+
+
+def test_a_bad_deploy_is_one_incident_tagged_with_its_change():
+    e = engine()
+    entries = feed(e, bad_deploy_events())
+    (inc,) = e.incidents
+    assert inc.status == "open"  # its page still fires
+    entries += feed(e, [(T0 + 60 * MIN, "api", "HighErrorRate")])
+    assert inc.status == "resolved" and inc.root == "svc"
+    assert set(inc.services) == {"svc", "api", "edge"}
+    assert inc.tag == "c-guilty" and inc.suspects[0].likelihood >= 0.5
+    assert inc.severity == "critical"
+    top = inc.suspects[0]
+    assert set(top.parts) == set(top.features) and top.parts["on_root"] > 0  # explained by its parts
+    others = {s.change.change_id: s.likelihood for s in inc.suspects[1:]}
+    assert "c-old" not in others or others["c-old"] < 0.2  # long before, unrelated
+    assert others.get("c-decoy", 0) < 0.5
+    kinds = [x.kind for x in entries]
+    assert kinds.index("opened") < kinds.index("tagged") < kinds.index("resolved")
+    tagged = next(x for x in entries if x.kind == "tagged")
+    assert tagged.data["change_id"] == "c-guilty" and tagged.ts <= T0 + 41 * MIN  # within a minute
+    assert all(x.incident_id == inc.id for x in entries)
+    assert len({x.dedup_key for x in entries}) == len(entries)
+
+
+def test_out_of_order_within_lateness_gives_the_same_incident():
+    ordered = engine()
+    feed(ordered, bad_deploy_events())
+    shuffled = engine(lateness_ms=60_000)
+    ev = bad_deploy_events()
+    rng = random.Random(3)
+    # swap neighbours less than the lateness apart
+    for _ in range(50):
+        i = rng.randrange(len(ev) - 1)
+        a, b = ev[i], ev[i + 1]
+        if abs(a.ts - b.ts) < 50_000:
+            ev[i], ev[i + 1] = b, a
+    feed(shuffled, ev)
+    (a,), (b,) = ordered.incidents, shuffled.incidents
+    assert (a.id, a.root, a.tag, sorted(a.services)) == (b.id, b.root, b.tag, sorted(b.services))
+    assert shuffled.late == 0
+
+
+def test_redelivered_symptoms_and_changes_are_ignored():
+    e = engine()
+    ev = bad_deploy_events()
+    feed(e, ev + ev[:6])
+    (inc,) = e.incidents
+    assert len(inc.symptoms) == len([x for x in ev if isinstance(x, Symptom)])
+
+
+def test_unrelated_concurrent_faults_are_two_incidents():
+    t = T0 + 40 * MIN
+    ev = [anomaly(t, "db2"), anomaly(t, "db2", "latency_p99_ms"), anomaly(t + 10_000, "worker"),
+          anomaly(t + 5_000, "index"), anomaly(t + 5_000, "index", "latency_p99_ms"), anomaly(t + 20_000, "search")]
+    e = engine()
+    feed(e, ev)
+    groups = sorted(sorted(i.services) for i in e.incidents)
+    assert groups == [["db2", "worker"], ["index", "search"]]
+    assert {i.root for i in e.incidents} == {"db2", "index"}  # the callee hit first, not the caller
+
+
+def test_a_lone_anomaly_opens_no_incident_and_a_fault_without_change_gets_no_tag():
+    e = engine()
+    feed(e, [anomaly(T0 + 10 * MIN, "cache")])
+    assert e.incidents == []
+    t = T0 + 60 * MIN
+    e2 = engine()
+    feed(e2, [Change(t - 40 * MIN, "svc", "c1", "config"), anomaly(t, "db"), anomaly(t, "db", "latency_p99_ms"),
+              anomaly(t + 10_000, "svc"), anomaly(t + 20_000, "api")])
+    (inc,) = e2.incidents
+    assert inc.root == "db" and inc.tag is None
+
+
+def test_overlays_count_symptoms_before_and_after_each_change():
+    e = engine()
+    feed(e, bad_deploy_events())
+    rows = {r["change_id"]: r for r in e.overlays()}
+    assert set(rows) == {"c-old", "c-decoy", "c-guilty"}
+    g = rows["c-guilty"]
+    assert g["symptoms_before"] == 0 and g["symptoms_after"] >= 10 and g["novel_after"] == 1
+    assert g["neighbour_symptoms_after"] >= 2  # api is svc's caller
+    assert g["incident_id"] == e.incidents[0].id and g["likelihood"] >= 0.5
+    assert rows["c-old"]["symptoms_after"] == 0 and rows["c-old"]["incident_id"] == ""
+
+
+def test_change_model_file_round_trip(tmp_path):
+    m = ChangeModel(-2.0, {"proximity": 1.5, "on_root": 2.0}, "test")
+    m.save(tmp_path / "m.json")
+    back = ChangeModel.load(tmp_path / "m.json")
+    assert back == m
+    p, parts = back.score({"proximity": 1.0, "on_root": 1.0})
+    assert parts == {"proximity": 1.5, "on_root": 2.0} and p == pytest.approx(1 / (1 + 2.718281828 ** -1.5), rel=1e-6)
