@@ -17,7 +17,6 @@ import argparse
 import datetime as dt
 import sys
 import time
-from collections import defaultdict
 from typing import List, Tuple
 
 import numpy as np

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 import pickle
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable, Optional
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
@@ -73,6 +74,9 @@ class _Incidents(StatefulBatchLogic):
         new_graph = eng.graph.events[st.graph_written:]
         st.graph_written = len(eng.graph.events)
         overlays = eng.overlays()
+        now_ms = int(time.time() * 1000)
+        for e in entries:
+            e.data["emitted_ms"] = now_ms  # wall clock: the processing lag is on record
         if entries:
             self.counters.add("incidents", out=len(entries))
         if not (entries or overlays or new_graph):

@@ -42,7 +42,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-import networkx as nx
 
 from operators.topology import ServiceGraph
 
@@ -263,7 +262,9 @@ class IncidentEngine:
 
     def _process(self, ts: int, prio: int, item) -> None:
         if prio == 0:
-            if self.graph.observe_call(ts, *item):
+            v = self.graph.version
+            self.graph.observe_call(ts, *item)
+            if self.graph.version != v:
                 self._related_cache.clear()
         elif prio == 1:
             self._on_change(item)
@@ -281,11 +282,7 @@ class IncidentEngine:
         key = (a, b) if a < b else (b, a)
         r = self._related_cache.get(key)
         if r is None:
-            g = self.graph.g
-            if a not in g or b not in g:
-                r = False
-            else:
-                r = nx.has_path(g, a, b) or nx.has_path(g, b, a)
+            r = b in self.graph.descendants(a) or a in self.graph.descendants(b)
             self._related_cache[key] = r
         return r
 
@@ -355,10 +352,9 @@ class IncidentEngine:
 
     def _update_root(self, inc: Incident, ts: int) -> None:
         tol = self.step_ms
-        g = self.graph.g
         cands = []
         for name, sv in inc.services.items():
-            below = nx.descendants(g, name) if name in g else set()
+            below = self.graph.descendants(name)
             explained = any(o in below and inc.services[o].first_ts <= sv.first_ts + tol for o in inc.services)
             cands.append((explained, sv.first_ts, -sv.n, name))
         root = min(cands)[3]
@@ -388,7 +384,7 @@ class IncidentEngine:
         first_after = min((s.ts for s in after), default=None)
         ref = sv.first_ts if sv is not None else onset
         dist = self.graph.distance(c.service, inc.root) if inc.root else None
-        below = nx.descendants(self.graph.g, c.service) if c.service in self.graph.g else set()
+        below = self.graph.descendants(c.service)
         explained = sv is not None and any(
             o in below and inc.services[o].first_ts <= sv.first_ts + self.step_ms for o in inc.services)
         noisy = any(s.service == c.service and c.ts - 30 * MINUTE <= s.ts < c.ts and s.kind == "anomaly"
@@ -442,7 +438,7 @@ class IncidentEngine:
                 self._emit(inc, ts, "tagged", f"suspected change {new_tag} ({top.change.change_type} of "
                            f"{top.change.service} {top.change.version}): likelihood {top.likelihood:.2f}",
                            {"change_id": new_tag, "likelihood": round(top.likelihood, 4), "parts": top.parts,
-                            "features": top.features})
+                            "features": top.features, "lateness_s": self.lateness_ms / 1000})
                 if inc.tag is None:
                     self.history.setdefault(top.change.change_type, [0, 0])[1] += 1
             inc.tag = new_tag

@@ -66,6 +66,8 @@ class ServiceGraph:
         self.endpoints: Dict[str, str] = {}  # user-facing endpoint (host/path) -> backend service
         self.pods: Dict[str, str] = {}  # pod name -> service
         self._dist_cache: Dict[Tuple[str, str], int] = {}
+        self.version = 0  # bumped when an edge appears or goes (weights do not count)
+        self._desc: Dict[str, frozenset] = {}
 
     # -- building -------------------------------------------------------------------------------
     def _set(self, ts: int, caller: str, callee: str, source: str, weight: float) -> bool:
@@ -76,7 +78,7 @@ class ServiceGraph:
         changed = d is None
         if d is None:
             self.g.add_edge(caller, callee, weight=weight, sources={source: ts}, first_seen=ts, last_seen=ts)
-            self._dist_cache.clear()
+            self._structure_changed()
         else:
             old = d["weight"]
             changed = abs(weight - old) > self.min_weight_change * max(old, 1e-9) or source not in d["sources"]
@@ -97,7 +99,7 @@ class ServiceGraph:
     def remove(self, ts: int, caller: str, callee: str) -> None:
         if self.g.has_edge(caller, callee):
             self.g.remove_edge(caller, callee)
-            self._dist_cache.clear()
+            self._structure_changed()
             self.events.append(EdgeEvent(ts, caller, callee, "removed", None))
 
     def expire(self, now_ms: int) -> int:
@@ -129,8 +131,9 @@ class ServiceGraph:
 
     @classmethod
     def from_events(cls, events: Iterable[EdgeEvent], **kw) -> "ServiceGraph":
-        """A graph rebuilt from stored edge events (e.g. ``ClickHouseStore.topology_events``)."""
+        """A graph rebuilt from edge events or their tuples (``ClickHouseStore.topology_events``)."""
         g = cls(**kw)
+        events = [e if isinstance(e, EdgeEvent) else EdgeEvent(*e) for e in events]
         for e in sorted(events, key=lambda e: e.ts):
             if e.weight is None:
                 g.remove(e.ts, e.caller, e.callee)
@@ -138,7 +141,19 @@ class ServiceGraph:
                 g._set(e.ts, e.caller, e.callee, e.source, e.weight)
         return g
 
+    def _structure_changed(self) -> None:
+        self.version += 1
+        self._dist_cache.clear()
+        self._desc.clear()
+
     # -- reading ----------------------------------------------------------------------------------
+    def descendants(self, service: str) -> frozenset:
+        """Every service ``service`` reaches through calls (cached until the structure changes)."""
+        d = self._desc.get(service)
+        if d is None:
+            d = self._desc[service] = frozenset(nx.descendants(self.g, service)) if service in self.g else frozenset()
+        return d
+
     def has(self, service: str) -> bool:
         return service in self.g
 

@@ -655,10 +655,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="benchmarks: opscopilot bench ingest [--json FILE] [--quick]",
                        description="Run a benchmark suite and print ours beside the baseline, with ratios.")
-    b.add_argument("suite", choices=["ingest", "gold", "nab", "loghub", "petshop", "simulate", "detect", "logs"],
+    b.add_argument("suite", choices=["ingest", "gold", "nab", "loghub", "petshop", "simulate", "detect", "logs",
+                                     "incidents"],
                    help="ingest: throughput; gold: stages on the simulated suite; nab, loghub, petshop: real data; "
-                        "detect: anomaly detection speed; logs: log clustering end to end and novel errors")
-    b.add_argument("--n", type=int, help="signals to generate (ingest: default 1,000,000, --quick 100,000; "
+                        "detect: anomaly detection speed; logs: log clustering end to end and novel errors; "
+                        "incidents: change tagging delay inside the stream job under ingest load")
+    b.add_argument("--n", type=int, help="signals to generate (ingest, incidents: default 1,000,000, --quick 100,000; "
                                          "logs: log lines, default 300,000, --quick 50,000)")
     b.add_argument("--data", type=Path, help="replay this JSONL file instead of generated signals")
     b.add_argument("--json", dest="json_out", type=Path, help="write the figures as one flat JSON object")

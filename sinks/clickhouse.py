@@ -303,16 +303,14 @@ class ClickHouseStore:
             f"{self.db}.topology_edges", table, settings=_INSERT_SETTINGS))
         return len(events)
 
-    def topology_events(self, tenant: str, until_ms: Optional[int] = None) -> list:
-        """A tenant's graph changes up to a time, oldest first, as ``EdgeEvent``s: feed them to
-        ``ServiceGraph`` (``graph_at``) to see the graph of that time."""
-        from operators.topology import EdgeEvent
-
+    def topology_events(self, tenant: str, until_ms: Optional[int] = None) -> list[tuple]:
+        """A tenant's graph changes up to a time, oldest first: (ts, caller, callee, source,
+        weight or None when removed); ``ServiceGraph.from_events`` rebuilds the graph of then."""
         rows = self.query(
             "SELECT toUnixTimestamp64Milli(ts), caller, callee, source, weight, removed FROM {db}.topology_edges FINAL"
             " WHERE tenant = {t:String}" + (" AND ts <= fromUnixTimestamp64Milli({u:Int64})" if until_ms else "")
             + " ORDER BY ts, caller, callee, source", {"t": tenant, "u": until_ms or 0})
-        return [EdgeEvent(ts, a, b, src, None if rm else w) for ts, a, b, src, w, rm in rows]
+        return [(ts, a, b, src, None if rm else w) for ts, a, b, src, w, rm in rows]
 
     def load_detector_states(self, detector: str) -> list:
         """Latest baseline per series: ((tenant, service, series), state JSON). Empty when a

@@ -14,6 +14,7 @@ from simulator.scenario import FaultSpec, Scenario
 
 def run(store, sim, **kw):
     counters = Counters()
+    kw.setdefault("incidents", False)  # the incident stage has its own tests
     settings = Settings.from_env({}, progress_seconds=0, max_future_seconds=10**9, detect_warmup=120, **kw)
     run_main(build_flow(settings, IngestInput(simulation=sim), counters, lambda: store))
     return counters

@@ -23,7 +23,7 @@ START = NOW_MS - 3_600_000  # an hour ago: inside retention, not in the future
 
 
 def settings(**kw) -> Settings:
-    base = dict(sink_batch_rows=3000, sink_batch_seconds=0.2, progress_seconds=0)
+    base = dict(sink_batch_rows=3000, sink_batch_seconds=0.2, progress_seconds=0, incidents=False)
     base.update(kw)
     return Settings.from_env({}, **base)
 

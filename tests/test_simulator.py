@@ -106,7 +106,7 @@ def test_stream_is_ordered_and_ingests_without_dead_letters(store):
     ts = [orjson.loads(x)["ts"] for x in lines]
     assert ts == sorted(ts)
     counters = Counters()
-    settings = Settings.from_env({}, progress_seconds=0, max_future_seconds=10**9)
+    settings = Settings.from_env({}, progress_seconds=0, max_future_seconds=10**9, incidents=False)
     run_main(build_flow(settings, IngestInput(simulation=run), counters, lambda: store))
     assert counters.totals()["dead_letters"] == 0
     assert store.counts()["signals"] == len(lines)
@@ -135,7 +135,7 @@ def test_simulate_to_kafka_then_ingest(tmp_path, kafka, store):
     sc = replace(NAMED["misconfiguration"], hours=0.3, services=10)
     expected = sum(len(step) for step in sc.build().steps())
     counters = Counters()
-    settings = Settings.from_env({}, progress_seconds=0, max_future_seconds=10**9)
+    settings = Settings.from_env({}, progress_seconds=0, max_future_seconds=10**9, incidents=False)
     run_main(build_flow(settings, IngestInput(brokers=kafka.brokers, topics=["sim-misconfig"], tail=False),
                         counters, lambda: store))
     assert store.counts()["signals"] == expected and counters.totals()["dead_letters"] == 0
