@@ -59,7 +59,16 @@ def _three_sigma(ts: List[int], values: List[float]) -> List[bool]:
 
 def _seasonal(ts: List[int], values: List[float]) -> List[bool]:
     d = SeasonalDetector()
-    return [d.update(t, v).score >= 0.5 for t, v in zip(ts, values)]
+    out = []
+    for t, v in zip(ts, values):
+        r = d.update(t, v)
+        out.append(r.score >= 0.5)
+        if out[-1]:  # the evidence the incident stage gets with each anomaly
+            _seasonal.evidence[t] = (v, r.expected, r.direction)
+    return out
+
+
+_seasonal.evidence = {}
 
 
 # the product's detector first; the others are baselines shown beside it
@@ -224,7 +233,7 @@ def score_novelty(gold: dict, obs: Observed, acc: dict) -> List[I.Symptom]:
     return symptoms
 
 
-def run_incidents(obs: Observed, detections: Dict[Tuple[str, str], List[int]], novel: List[I.Symptom],
+def run_incidents(obs: Observed, detections: Dict[Tuple[str, str], List[tuple]], novel: List[I.Symptom],
                   step_ms: int, model: Optional[I.ChangeModel] = None, tenant: str = "gold"
                   ) -> Tuple[I.IncidentEngine, List[I.TimelineEntry]]:
     """The incident stage over one scenario's observed events, fed in event-time order with the
@@ -235,8 +244,9 @@ def run_incidents(obs: Observed, detections: Dict[Tuple[str, str], List[int]], n
     for c in obs.change_events:
         events.append((c.ts, 1, c))
     for (svc, metric), fired in detections.items():
-        for t in fired:
-            events.append((t, 2, I.Symptom(t, svc, "anomaly", metric, f"a/{svc}/{metric}/{t}", 1.0, 0, metric)))
+        for t, value, expected, direction in fired:
+            events.append((t, 2, I.Symptom(t, svc, "anomaly", metric, f"a/{svc}/{metric}/{t}", 1.0, direction, metric,
+                                           value=value, expected=expected)))
     events += [(p.ts, 2, p) for p in obs.page_events]
     events += [(n.ts, 2, n) for n in novel]
     events += [(ts, 3, (svc, name)) for ts, svc, name in obs.page_resolves]
@@ -282,7 +292,7 @@ def score_incidents(gold: dict, eng: I.IncidentEngine, entries: List[I.TimelineE
     for f in gold["faults"]:
         inc = matched[f["id"]]
         acc["inc_tagging"].append((inc.tag if inc else None, f["culprit_change_id"]))
-        acc["inc_blast"].append(S.jaccard(inc.services, f["blast_radius"]) if inc else
+        acc["inc_blast"].append(S.jaccard([svc for svc, _ in inc.radius()], f["blast_radius"]) if inc else
                                 (0.0 if f["blast_radius"] else 1.0))
         if inc is not None:
             culprit_of[inc.id] = f["culprit_change_id"]
@@ -335,13 +345,14 @@ def score_scenario(run, acc: dict, plot_path: Optional[Path] = None,
     gold_windows = {(w["service"], w["metric"]): w["windows"] for w in gold["anomaly_windows"]}
     effect_windows = {(w["service"], w["metric"]): w["windows"] for w in gold.get("effect_windows", [])}
     detections_at: Dict[str, List[int]] = defaultdict(list)  # service -> detection times (ours)
-    detections: Dict[Tuple[str, str], List[int]] = {}
+    detections: Dict[Tuple[str, str], List[tuple]] = {}  # (ts, value, expected, direction)
     for key, points in obs.metrics.items():
         ts = [p[0] for p in points]
         values = [p[1] for p in points]
         windows = S.window_indices(ts, [tuple(w) for w in gold_windows.get(key, [])])
         effects = S.window_indices(ts, [tuple(w) for w in effect_windows.get(key, [])])
         for name, detect in DETECTORS.items():
+            _seasonal.evidence = {}
             det = detect(ts, values)
             result = S.window_detection(det, windows, merge_gap=3)
             acc["anomaly"][name].append(result)
@@ -354,7 +365,7 @@ def score_scenario(run, acc: dict, plot_path: Optional[Path] = None,
             fired = [t for t, d in zip(ts, det) if d]
             acc["fault_hits"][name].append((key, fired))
             if name == "seasonal":
-                detections[key] = fired
+                detections[key] = [(t, *_seasonal.evidence[t]) for t in fired]
                 detections_at[key[0]].extend(fired)
     for name in DETECTORS:
         _score_faults(gold, gold_windows, acc["fault_hits"][name], acc["faults_found"][name])
@@ -362,7 +373,8 @@ def score_scenario(run, acc: dict, plot_path: Optional[Path] = None,
     if plot_path is not None:
         from benchmarks.plots import plot_scenario
 
-        plot_scenario(gold, obs.metrics, plot_path, detections, "seasonal detector")
+        plot_scenario(gold, obs.metrics, plot_path, {k: [d[0] for d in v] for k, v in detections.items()},
+                      "seasonal detector")
     # -- incidents from pages; each gold fault is matched to the incident overlapping it
     incidents = group_pages(obs.pages)
     page_incident = {pid: i for i, inc in enumerate(incidents) for pid in inc.pages}

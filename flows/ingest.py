@@ -25,7 +25,7 @@ from bytewax.operators import StatefulBatchLogic
 from flows.progress import Counters
 from flows.incidents import add_incidents
 from operators.detect import DETECTOR, SeriesDetectors, shard_of
-from operators.incidents import input_from_anomaly, input_from_novel, inputs_from_signals
+from operators.incidents import input_from_novel, inputs_from_anomalies, inputs_from_signals
 from operators.ingest import BoundedDeduper, decode, shard_batch, validate
 from operators.logstage import LogStage
 from opscopilot.settings import Settings
@@ -229,7 +229,7 @@ def build_flow(settings: Settings, inp: IngestInput, counters: Optional[Counters
     if incidents_on(settings):
         inputs = [op.map_value("changes_pages_edges", rest.falses, lambda x: x[1]),
                   op.map_value("anomaly_symptoms", anomalies,
-                               lambda x: [input_from_anomaly(e) for e in x[1]] if x[0] == "anomalies" else [])]
+                               lambda x: inputs_from_anomalies(x[1]) if x[0] == "anomalies" else [])]
         if settings.log_clustering:
             inputs.append(op.map_value("novel_symptoms", side.trues,
                                        lambda x: [input_from_novel(n) for n in x[1][1]]))

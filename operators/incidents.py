@@ -34,6 +34,7 @@ it (:meth:`IncidentEngine.overlays`), for charts to draw change markers with.
 from __future__ import annotations
 
 import heapq
+import re
 import itertools
 import json
 import math
@@ -59,6 +60,8 @@ class Symptom:
     direction: int = 0
     detail: str = ""  # metric series / novel error example / page text
     severity: str = ""
+    value: float = 0.0  # anomaly: the observed value
+    expected: float = 0.0  # anomaly: what the detector expected
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,7 @@ class Change:
 
 FEATURES = ("proximity", "after_onset", "on_root", "symptomatic", "distance", "shift", "sharp_onset",
             "noisy_before", "novel_after", "version_in_errors", "overlapping", "prior_failure_rate",
-            "explained_downstream")
+            "explained_downstream", "named_by_errors")
 
 
 @dataclass
@@ -115,7 +118,28 @@ class _Svc:
     n: int = 0
     series: set = field(default_factory=set)
     kinds: set = field(default_factory=set)
-    impact: float = 0.0
+    impact: Dict[str, float] = field(default_factory=dict)  # metric -> largest shift (abs or relative)
+    material: bool = False  # hit beyond the impact rules (or paged, or printing new errors)
+
+
+# What counts as a material impact on a service, by metric name (first match): the shift of an
+# anomalous point from its expected value, absolute for ratios and utilizations, relative for
+# rates, latencies and memory. The defaults are the gold suite's definition of "affected".
+IMPACT_RULES: Tuple[Tuple[str, str, float], ...] = (
+    ("error", "abs", 0.02), ("latency", "rel", 0.35), ("duration", "rel", 0.35), ("cpu", "abs", 0.12),
+    ("saturation", "abs", 0.15), ("memory", "rel", 0.25), ("request", "rel", 0.35), ("rate", "rel", 0.35),
+)
+
+
+def impact_of(s: "Symptom", rules=IMPACT_RULES) -> Tuple[float, bool]:
+    """(size of the shift, whether it is material) for an anomaly symptom."""
+    name = s.name.lower()
+    for key, kind, threshold in rules:
+        if key in name:
+            d = abs(s.value - s.expected)
+            size = d if kind == "abs" else d / max(abs(s.expected), 1e-9)
+            return size, size >= threshold
+    return s.score, s.score >= 0.5  # a metric no rule knows: any anomaly is an impact
 
 
 @dataclass
@@ -136,12 +160,20 @@ class Incident:
     severity: str = "warning"
     services: Dict[str, _Svc] = field(default_factory=dict)
     symptoms: List[Symptom] = field(default_factory=list)
+    named: Dict[str, int] = field(default_factory=dict)  # service named by new errors -> first time
     root: str = ""
     suspects: List[Suspect] = field(default_factory=list)
     tag: Optional[str] = None  # change id
     tag_ts: Optional[int] = None  # event time (watermark) when the tag was set
     resolved_ts: Optional[int] = None
     firing: Dict[Tuple[str, str], int] = field(default_factory=dict)  # pages still firing
+
+    def radius(self) -> List[Tuple[str, Dict[str, float]]]:
+        """The measured blast radius: the root and every service hit materially (beyond the
+        impact rules, paged, or printing new errors), most hit first, with its shifts."""
+        out = [(name, sv.impact) for name, sv in self.services.items() if sv.material or name == self.root]
+        out.sort(key=lambda x: (x[0] != self.root, -len(x[1]), -sum(x[1].values()), x[0]))
+        return out
 
     @property
     def title(self) -> str:
@@ -153,6 +185,7 @@ class Incident:
         return {"id": self.id, "tenant": self.tenant, "status": self.status, "severity": self.severity,
                 "title": self.title, "root": self.root, "opened_ts": self.opened_ts, "last_ts": self.last_ts,
                 "resolved_ts": self.resolved_ts, "services": sorted(self.services),
+                "blast_radius": [{"service": n, "impact": imp} for n, imp in self.radius()],
                 "tag": self.tag, "tag_ts": self.tag_ts,
                 "suspects": [{"change_id": s.change.change_id, "service": s.change.service,
                               "change_type": s.change.change_type, "version": s.change.version,
@@ -181,7 +214,9 @@ class IncidentEngine:
                  model: Optional[ChangeModel] = None, lateness_ms: int = 30_000, gap_ms: int = 15 * MINUTE,
                  lookback_ms: int = 60 * MINUTE, tag_threshold: float = 0.5,
                  overlay_window_ms: int = 15 * MINUTE, step_ms: int = 10_000,
-                 keep_resolved_ms: int = 24 * 60 * MINUTE, candidate_ms: int = 5 * MINUTE):
+                 keep_resolved_ms: int = 24 * 60 * MINUTE, candidate_ms: int = 5 * MINUTE,
+                 impact_rules: Tuple[Tuple[str, str, float], ...] = None, split_after_ms: int = 10 * MINUTE,
+                 split_change_ms: int = 5 * MINUTE):
         self.tenant = tenant
         self.graph = graph or ServiceGraph()
         self.model = model or ChangeModel.load()
@@ -213,6 +248,12 @@ class IncidentEngine:
         # stream already processed adds nothing); changes and edges are still taken
         self.done_until = 0
         self._hk_next = 0  # housekeeping runs once per step of event time
+        self._names: Dict[tuple, List[str]] = {}  # (symptom id, graph version) -> services it names
+        self.impact_rules = impact_rules or IMPACT_RULES
+        # a service first hit this long after an incident began, right after a change of its
+        # own (within split_change_ms), starts an incident of its own
+        self.split_after_ms = split_after_ms
+        self.split_change_ms = split_change_ms
 
     # -- input ----------------------------------------------------------------------------------
     def add_symptom(self, s: Symptom) -> None:
@@ -308,11 +349,22 @@ class IncidentEngine:
             if not known:
                 best, reason = inc, f"{s.service} is not in the service graph; grouped by time"
                 break
+        if best is not None and s.service not in best.services and s.ts - best.opened_ts > self.split_after_ms:
+            fresh = next((c for c in reversed(self.changes) if c.service == s.service
+                          and s.ts - self.split_change_ms <= c.ts <= s.ts), None)
+            if fresh is not None:  # a new root event: a change, then its service's own trouble
+                best = None
+                reason = (f"{s.service} changed ({fresh.change_id}) just before its first symptom, "
+                          f"{(s.ts - fresh.ts) // 1000} s earlier; the open incident began "
+                          f"{(s.ts - self._open_since(s)) // MINUTE} min ago")
         if best is None:
             best = Incident(str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.tenant}/{s.id}")), self.tenant, s.ts, s.ts)
             self.incidents.append(best)
-            reason = "no open incident related to it"
+            reason = reason or "no open incident related to it"
         self._attach(best, s, reason)
+
+    def _open_since(self, s: Symptom) -> int:
+        return min((i.opened_ts for i in self.incidents if i.status == "open"), default=s.ts)
 
     def _attach(self, inc: Incident, s: Symptom, reason: str) -> None:
         inc.symptoms.append(s)
@@ -325,7 +377,14 @@ class IncidentEngine:
         sv.last_ts = max(sv.last_ts, s.ts)
         sv.series.add(s.detail or s.name)
         sv.kinds.add(s.kind)
-        sv.impact += s.score
+        if s.kind == "anomaly":
+            size, material = impact_of(s, self.impact_rules)
+            sv.impact[s.name] = max(sv.impact.get(s.name, 0.0), round(size, 4))
+            sv.material = sv.material or material
+        else:
+            sv.material = True  # paged, or printing new errors
+            for other in self._named_cache(s):
+                inc.named.setdefault(other, s.ts)
         if s.kind == "page":
             inc.firing[(s.service, s.name)] = s.ts
         if s.kind == "page" and s.severity == "critical" or s.kind == "novel":
@@ -350,18 +409,44 @@ class IncidentEngine:
             self._update_root(inc, s.ts)
             self._score(inc, s.ts)
 
+    def _named(self, s: Symptom) -> List[str]:
+        """Services below ``s.service`` that the symptom's text names ("upstream payments timed
+        out"): its trouble points at them."""
+        text = s.detail
+        if not text:
+            return []
+        return [o for o in self.graph.descendants(s.service)
+                if o in text and re.search(r"(?<![\w-])" + re.escape(o) + r"(?![\w-])", text)]
+
     def _update_root(self, inc: Incident, ts: int) -> None:
+        """The likely root: a service whose callers' new errors name it, else the service with
+        the earliest symptoms that no callee hit as early explains."""
         tol = self.step_ms
         cands = []
+        blamed = {o: sum(1 for x in inc.symptoms if x.kind != "anomaly" and o in self._named_cache(x))
+                  for o in inc.named}
         for name, sv in inc.services.items():
             below = self.graph.descendants(name)
-            explained = any(o in below and inc.services[o].first_ts <= sv.first_ts + tol for o in inc.services)
-            cands.append((explained, sv.first_ts, -sv.n, name))
-        root = min(cands)[3]
+            explained = any(o in below and inc.services[o].first_ts <= sv.first_ts + tol for o in inc.services) \
+                or any(o in below for o in inc.named)
+            cands.append((-blamed.get(name, 0), explained, sv.first_ts, -sv.n, name))
+        for o, first in inc.named.items():
+            if o not in inc.services:  # named by callers' errors, no symptom of its own (yet)
+                cands.append((-blamed[o], False, first, 0, o))
+        best = min(cands)
+        root = best[4]
         if root != inc.root:
             inc.root = root
-            self._emit(inc, ts, "root", f"root is likely {root}: earliest symptoms not explained by a callee",
-                       {"service": root})
+            why = (f"{blamed[root]} new errors of its callers name it" if best[0] else
+                   "earliest symptoms not explained by a callee")
+            self._emit(inc, ts, "root", f"root is likely {root}: {why}", {"service": root})
+
+    def _named_cache(self, s: Symptom) -> List[str]:
+        k = (s.id, self.graph.version)
+        r = self._names.get(k)
+        if r is None:
+            r = self._names[k] = self._named(s)
+        return r
 
     # -- changes -----------------------------------------------------------------------------------
     def _on_change(self, c: Change) -> None:
@@ -382,11 +467,12 @@ class IncidentEngine:
         own = [s for s in inc.symptoms if s.service == c.service]
         after = [s for s in own if s.ts >= c.ts]
         first_after = min((s.ts for s in after), default=None)
-        ref = sv.first_ts if sv is not None else onset
+        ref = first_after if first_after is not None else onset
         dist = self.graph.distance(c.service, inc.root) if inc.root else None
         below = self.graph.descendants(c.service)
-        explained = sv is not None and any(
+        explained = sv is not None and (any(
             o in below and inc.services[o].first_ts <= sv.first_ts + self.step_ms for o in inc.services)
+            or any(o in below for o in inc.named))
         noisy = any(s.service == c.service and c.ts - 30 * MINUTE <= s.ts < c.ts and s.kind == "anomaly"
                     for s in self.recent)
         overlapping = sum(1 for o in self.changes if o.change_id != c.change_id and abs(o.ts - c.ts) <= 10 * MINUTE
@@ -407,6 +493,7 @@ class IncidentEngine:
             "overlapping": math.log1p(overlapping),
             "prior_failure_rate": (tagged + 1) / (seen + 10),
             "explained_downstream": 1.0 if explained else 0.0,
+            "named_by_errors": 1.0 if c.service in inc.named else 0.0,
         }
 
     def _suspects_of(self, inc: Incident) -> List[Change]:
@@ -468,6 +555,7 @@ class IncidentEngine:
                 for k in [k for k, t in ids.items() if t < forget]:
                     del ids[k]
                 self._ids_cap = max(10_000, 2 * len(ids))
+                self._names.clear()
         horizon = now - self.lookback_ms - self.gap_ms
         if self.recent and self.recent[0].ts < horizon:
             self.recent = [s for s in self.recent if s.ts >= horizon]
@@ -554,10 +642,12 @@ def inputs_from_signals(rows) -> List[tuple]:
     return out
 
 
-def input_from_anomaly(e) -> tuple:
-    """An ``schemas.anomaly.AnomalyEvent`` as a symptom."""
-    return (e.tenant, "symptom", Symptom(e.ts, e.service, "anomaly", e.name, f"a/{e.service}/{e.series}/{e.ts}",
-                                         float(e.score), int(e.direction), e.series))
+def inputs_from_anomalies(events) -> List[tuple]:
+    """``schemas.anomaly.AnomalyEvent``s as symptoms (data gaps left out)."""
+    return [(e.tenant, "symptom", Symptom(e.ts, e.service, "anomaly", e.name, f"a/{e.service}/{e.series}/{e.ts}",
+                                          float(e.score), int(e.direction), e.series, "", float(e.value),
+                                          float(e.expected)))
+            for e in events if e.kind != "missing"]
 
 
 def input_from_novel(n) -> tuple:

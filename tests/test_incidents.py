@@ -142,3 +142,48 @@ def test_change_model_file_round_trip(tmp_path):
     assert back == m
     p, parts = back.score({"proximity": 1.0, "on_root": 1.0})
     assert parts == {"proximity": 1.5, "on_root": 2.0} and p == pytest.approx(1 / (1 + 2.718281828 ** -1.5), rel=1e-6)
+
+
+def test_blast_radius_is_the_services_hit_materially_most_hit_first():
+    t = T0 + 40 * MIN
+
+    def a(ts, svc, metric, value, expected):
+        return Symptom(ts, svc, "anomaly", metric, f"a/{svc}/{metric}/{ts}", 1.0, 1, metric, "", value, expected)
+
+    e = engine()
+    feed(e, [a(t, "db", "latency_p99_ms", 90.0, 10.0), a(t, "db", "error_rate", 0.3, 0.001),
+             a(t + 10_000, "svc", "latency_p99_ms", 120.0, 40.0),
+             a(t + 10_000, "api", "error_rate", 0.012, 0.010),  # detected, but a small shift
+             a(t + 20_000, "edge", "latency_p50_ms", 14.0, 10.0)])  # +40%: material
+    (inc,) = e.incidents
+    assert inc.root == "db"
+    radius = inc.radius()
+    assert [s for s, _ in radius] == ["db", "svc", "edge"]
+    assert radius[0][1] == {"latency_p99_ms": 8.0, "error_rate": pytest.approx(0.299)}
+    assert inc.summary()["blast_radius"][1] == {"service": "svc", "impact": {"latency_p99_ms": 2.0}}
+
+
+def test_callers_errors_that_name_a_dependency_point_the_root_at_it():
+    t = T0 + 40 * MIN
+    e = engine()
+    entries = feed(e, [Symptom(t, "api", "novel", "c1", "n/api/c1", 1.0, 1, "upstream svc timed out after 5000ms",
+                               "error"),
+             Symptom(t + 2_000, "edge", "novel", "c2", "n/edge/c2", 1.0, 1, "retrying request to svc (attempt 2)",
+                     "warning"),
+             anomaly(t + 10_000, "api"), anomaly(t + 10_000, "edge")])
+    (inc,) = e.incidents
+    assert inc.root == "svc" and "svc" not in inc.services  # named, with no symptom of its own yet
+    roots = [x for x in entries if x.kind == "root"]
+    assert roots[-1].data["service"] == "svc" and "new errors of its callers name it" in roots[-1].body
+
+
+def test_a_change_led_fault_during_an_open_incident_is_an_incident_of_its_own():
+    t = T0 + 40 * MIN
+    e = engine()
+    first = [anomaly(t + k * MIN, "db", m) for k in range(0, 30, 2) for m in ("error_rate", "latency_p99_ms")]
+    second = [Change(t + 15 * MIN, "api", "c-api", "deploy", "v9"), anomaly(t + 15 * MIN + 20_000, "api"),
+              anomaly(t + 15 * MIN + 20_000, "api", "latency_p99_ms")]
+    feed(e, sorted(first + second, key=lambda x: x.ts))
+    assert len(e.incidents) == 2
+    by_root = {i.root: i for i in e.incidents}
+    assert set(by_root) == {"db", "api"} and by_root["api"].tag == "c-api" and by_root["db"].tag is None
