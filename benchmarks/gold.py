@@ -234,7 +234,7 @@ def score_novelty(gold: dict, obs: Observed, acc: dict) -> List[I.Symptom]:
 
 
 def run_incidents(obs: Observed, detections: Dict[Tuple[str, str], List[tuple]], novel: List[I.Symptom],
-                  step_ms: int, model: Optional[I.ChangeModel] = None, tenant: str = "gold"
+                  step_ms: int, model: Optional[I.ChangeModel] = None, tenant: str = "gold", trace: bool = False
                   ) -> Tuple[I.IncidentEngine, List[I.TimelineEntry]]:
     """The incident stage over one scenario's observed events, fed in event-time order with the
     watermark advancing as the stream would (every event moves it)."""
@@ -252,6 +252,8 @@ def run_incidents(obs: Observed, detections: Dict[Tuple[str, str], List[tuple]],
     events += [(ts, 3, (svc, name)) for ts, svc, name in obs.page_resolves]
     events.sort(key=lambda e: (e[0], e[1]))
     eng = I.IncidentEngine(tenant, model=model, step_ms=step_ms)
+    if trace:
+        eng.trace = {}
     entries: List[I.TimelineEntry] = []
     for ts, kind, item in events:
         if kind == 0:

@@ -77,7 +77,7 @@ class Change:
 
 FEATURES = ("proximity", "after_onset", "on_root", "symptomatic", "distance", "shift", "sharp_onset",
             "noisy_before", "novel_after", "version_in_errors", "overlapping", "prior_failure_rate",
-            "explained_downstream", "named_by_errors")
+            "explained_downstream", "named_by_errors", "latest_on_service", "minutes_to_symptoms")
 
 
 @dataclass
@@ -250,6 +250,7 @@ class IncidentEngine:
         self._hk_next = 0  # housekeeping runs once per step of event time
         self._names: Dict[tuple, List[str]] = {}  # (symptom id, graph version) -> services it names
         self.impact_rules = impact_rules or IMPACT_RULES
+        self.trace: Optional[Dict[Tuple[str, str], set]] = None  # set to {} to record scored states
         # a service first hit this long after an incident began, right after a change of its
         # own (within split_change_ms), starts an incident of its own
         self.split_after_ms = split_after_ms
@@ -481,7 +482,7 @@ class IncidentEngine:
         seen, tagged = self.history.get(c.change_type, [0, 0])
         return {
             "proximity": math.exp(-max(0, ref - c.ts) / (10 * MINUTE)),
-            "after_onset": 1.0 if c.ts > onset + self.step_ms else 0.0,
+            "after_onset": 1.0 if c.ts > (sv.first_ts if sv is not None else onset) + self.step_ms else 0.0,
             "on_root": 1.0 if c.service == inc.root else 0.0,
             "symptomatic": 1.0 if sv is not None else 0.0,
             "distance": (4 if dist is None else min(dist, 4)) / 4,
@@ -494,6 +495,8 @@ class IncidentEngine:
             "prior_failure_rate": (tagged + 1) / (seen + 10),
             "explained_downstream": 1.0 if explained else 0.0,
             "named_by_errors": 1.0 if c.service in inc.named else 0.0,
+            "latest_on_service": 0.0 if any(o.service == c.service and c.ts < o.ts <= ref for o in self.changes) else 1.0,
+            "minutes_to_symptoms": math.log1p(max(0, ref - c.ts) / MINUTE),
         }
 
     def _suspects_of(self, inc: Incident) -> List[Change]:
@@ -508,6 +511,8 @@ class IncidentEngine:
             x = self.features(inc, c)
             p, parts = self.model.score(x)
             out.append(Suspect(c, p, x, parts))
+            if self.trace is not None:  # every state a suspect was scored in (model fitting)
+                self.trace.setdefault((inc.id, c.change_id), set()).add(tuple(x[f] for f in FEATURES))
         out.sort(key=lambda s: (-s.likelihood, -s.change.ts, s.change.change_id))
         before = {s.change.change_id for s in inc.suspects}
         inc.suspects = out
