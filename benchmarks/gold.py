@@ -340,7 +340,7 @@ def group_pages(pages: List[Tuple[int, str, str]]) -> List[Incident]:
 
 
 def score_scenario(run, acc: dict, plot_path: Optional[Path] = None,
-                   model: Optional[I.ChangeModel] = None) -> I.IncidentEngine:
+                   model: Optional[I.ChangeModel] = None, trace: bool = False) -> I.IncidentEngine:
     gold = run.gold
     obs = observe(run)
     # -- anomaly detection: each detector per series, scored against the gold windows
@@ -399,7 +399,7 @@ def score_scenario(run, acc: dict, plot_path: Optional[Path] = None,
         acc["rca"].append((rank_by_recent_change(obs.changes, anomalous, inc.start), f["root_cause_service"]))
         acc["blast"].append(S.jaccard(anomalous, f["blast_radius"]))
     novel = score_novelty(gold, obs, acc)
-    eng, entries = run_incidents(obs, detections, novel, gold["step_ms"], model=model)
+    eng, entries = run_incidents(obs, detections, novel, gold["step_ms"], model=model, trace=trace)
     score_incidents(gold, eng, entries, acc)
     acc["scenarios"] += 1
     return eng

@@ -33,6 +33,7 @@ it (:meth:`IncidentEngine.overlays`), for charts to draw change markers with.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import re
 import itertools
@@ -47,6 +48,7 @@ from typing import Dict, List, Optional, Tuple
 from operators.topology import ServiceGraph
 
 MINUTE = 60_000
+MAX_PER_SERVICE = 500  # symptoms an incident keeps per service (counts go on)
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,7 @@ class _Svc:
     kinds: set = field(default_factory=set)
     impact: Dict[str, float] = field(default_factory=dict)  # metric -> largest shift (abs or relative)
     material: bool = False  # hit beyond the impact rules (or paged, or printing new errors)
+    symptoms: List["Symptom"] = field(default_factory=list)  # the first MAX_PER_SERVICE of them
 
 
 # What counts as a material impact on a service, by metric name (first match): the shift of an
@@ -161,6 +164,8 @@ class Incident:
     services: Dict[str, _Svc] = field(default_factory=dict)
     symptoms: List[Symptom] = field(default_factory=list)
     named: Dict[str, int] = field(default_factory=dict)  # service named by new errors -> first time
+    blamed: Dict[str, int] = field(default_factory=dict)  # service -> new errors naming it
+    scored_ts: int = -1  # event time of the last scoring
     root: str = ""
     suspects: List[Suspect] = field(default_factory=list)
     tag: Optional[str] = None  # change id
@@ -216,7 +221,7 @@ class IncidentEngine:
                  overlay_window_ms: int = 15 * MINUTE, step_ms: int = 10_000,
                  keep_resolved_ms: int = 24 * 60 * MINUTE, candidate_ms: int = 5 * MINUTE,
                  impact_rules: Tuple[Tuple[str, str, float], ...] = None, split_after_ms: int = 10 * MINUTE,
-                 split_change_ms: int = 5 * MINUTE):
+                 split_change_ms: int = 5 * MINUTE, max_suspects: int = 30):
         self.tenant = tenant
         self.graph = graph or ServiceGraph()
         self.model = model or ChangeModel.load()
@@ -237,6 +242,7 @@ class IncidentEngine:
         self._change_ids: Dict[str, int] = {}  # id -> ts (re-deliveries are ignored)
         self._symptom_ids: Dict[str, int] = {}
         self.recent: List[Symptom] = []  # symptoms of the last lookback, for features and overlays
+        self._anomaly_times: Dict[str, List[int]] = {}  # service -> times of its recent anomalies
         self.incidents: List[Incident] = []
         self.history: Dict[str, List[int]] = {}  # change type -> [changes seen, changes tagged]
         self._pending_overlays: List[Change] = []
@@ -255,6 +261,7 @@ class IncidentEngine:
         # own (within split_change_ms), starts an incident of its own
         self.split_after_ms = split_after_ms
         self.split_change_ms = split_change_ms
+        self.max_suspects = max_suspects  # changes scored per incident (nearest the onset first)
 
     # -- input ----------------------------------------------------------------------------------
     def add_symptom(self, s: Symptom) -> None:
@@ -333,6 +340,8 @@ class IncidentEngine:
             return
         self._symptom_ids[s.id] = s.ts
         self.recent.append(s)
+        if s.kind == "anomaly":
+            self._anomaly_times.setdefault(s.service, []).append(s.ts)
         known = self.graph.has(s.service)
         best, reason = None, ""
         for inc in reversed(self.incidents):
@@ -376,6 +385,8 @@ class IncidentEngine:
             sv = inc.services[s.service] = _Svc(s.ts, s.ts)
         sv.n += 1
         sv.last_ts = max(sv.last_ts, s.ts)
+        if len(sv.symptoms) < MAX_PER_SERVICE:
+            sv.symptoms.append(s)
         sv.series.add(s.detail or s.name)
         sv.kinds.add(s.kind)
         if s.kind == "anomaly":
@@ -386,6 +397,7 @@ class IncidentEngine:
             sv.material = True  # paged, or printing new errors
             for other in self._named_cache(s):
                 inc.named.setdefault(other, s.ts)
+                inc.blamed[other] = inc.blamed.get(other, 0) + 1
         if s.kind == "page":
             inc.firing[(s.service, s.name)] = s.ts
         if s.kind == "page" and s.severity == "critical" or s.kind == "novel":
@@ -406,8 +418,9 @@ class IncidentEngine:
             self._emit(inc, s.ts, "symptom", _describe(s), data)
             if new_service:
                 self._emit(inc, s.ts, "grouped", f"{s.service} joins: {reason}", data)
-        if inc.status == "open":
-            self._update_root(inc, s.ts)
+        if inc.status == "open" and (new_service or s.kind == "novel" or s.ts - inc.scored_ts >= self.step_ms
+                                     or inc.scored_ts < 0):
+            self._update_root(inc, s.ts)  # at most once per step for more of the same
             self._score(inc, s.ts)
 
     def _named(self, s: Symptom) -> List[str]:
@@ -424,8 +437,7 @@ class IncidentEngine:
         the earliest symptoms that no callee hit as early explains."""
         tol = self.step_ms
         cands = []
-        blamed = {o: sum(1 for x in inc.symptoms if x.kind != "anomaly" and o in self._named_cache(x))
-                  for o in inc.named}
+        blamed = inc.blamed
         for name, sv in inc.services.items():
             below = self.graph.descendants(name)
             explained = any(o in below and inc.services[o].first_ts <= sv.first_ts + tol for o in inc.services) \
@@ -462,10 +474,12 @@ class IncidentEngine:
             if inc.status == "open" and c.ts <= inc.last_ts + self.gap_ms:
                 self._score(inc, c.ts)
 
-    def features(self, inc: Incident, c: Change) -> Dict[str, float]:
+    def features(self, inc: Incident, c: Change, overlapping: Optional[int] = None) -> Dict[str, float]:
+        """The evidence on change ``c`` for incident ``inc`` (``overlapping``: how many other
+        suspects lie within 10 min of it, when the caller counted them already)."""
         onset = inc.opened_ts
         sv = inc.services.get(c.service)
-        own = [s for s in inc.symptoms if s.service == c.service]
+        own = sv.symptoms if sv is not None else []
         after = [s for s in own if s.ts >= c.ts]
         first_after = min((s.ts for s in after), default=None)
         ref = first_after if first_after is not None else onset
@@ -474,10 +488,10 @@ class IncidentEngine:
         explained = sv is not None and (any(
             o in below and inc.services[o].first_ts <= sv.first_ts + self.step_ms for o in inc.services)
             or any(o in below for o in inc.named))
-        noisy = any(s.service == c.service and c.ts - 30 * MINUTE <= s.ts < c.ts and s.kind == "anomaly"
-                    for s in self.recent)
-        overlapping = sum(1 for o in self.changes if o.change_id != c.change_id and abs(o.ts - c.ts) <= 10 * MINUTE
-                          and (o.service in inc.services or (inc.root and self.related(o.service, inc.root))))
+        noisy = any(c.ts - 30 * MINUTE <= t < c.ts for t in self._anomaly_times.get(c.service, ()))
+        if overlapping is None:
+            overlapping = sum(1 for o in self._suspects_of(inc)
+                              if o.change_id != c.change_id and abs(o.ts - c.ts) <= 10 * MINUTE)
         version = bool(c.version) and any(s.kind == "novel" and c.version in s.detail for s in after)
         seen, tagged = self.history.get(c.change_type, [0, 0])
         return {
@@ -506,9 +520,15 @@ class IncidentEngine:
                 and (c.service in inc.services or any(self.related(c.service, o) for o in inc.services))]
 
     def _score(self, inc: Incident, ts: int) -> None:
+        inc.scored_ts = ts
         out = []
-        for c in self._suspects_of(inc):
-            x = self.features(inc, c)
+        cands = self._suspects_of(inc)
+        times = sorted(c.ts for c in cands)
+        if len(cands) > self.max_suspects:  # the ones nearest the onset
+            cands = sorted(cands, key=lambda c: (abs(c.ts - inc.opened_ts), c.change_id))[:self.max_suspects]
+        for c in cands:
+            near = bisect.bisect_right(times, c.ts + 10 * MINUTE) - bisect.bisect_left(times, c.ts - 10 * MINUTE) - 1
+            x = self.features(inc, c, near)
             p, parts = self.model.score(x)
             out.append(Suspect(c, p, x, parts))
             if self.trace is not None:  # every state a suspect was scored in (model fitting)
@@ -564,6 +584,8 @@ class IncidentEngine:
         horizon = now - self.lookback_ms - self.gap_ms
         if self.recent and self.recent[0].ts < horizon:
             self.recent = [s for s in self.recent if s.ts >= horizon]
+            self._anomaly_times = {k: kept for k, v in self._anomaly_times.items()
+                                   if (kept := [t for t in v if t >= horizon])}
         if self.changes and self.changes[0].ts < horizon - self.lookback_ms:
             self.changes = [c for c in self.changes if c.ts >= horizon - self.lookback_ms]
         keep = []

@@ -511,6 +511,97 @@ def cmd_novel(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_incidents(args: argparse.Namespace) -> int:
+    """The incidents the stream job opened: root, blast radius, suspected changes, timeline."""
+    from sinks.postgres import open_postgres
+
+    settings = _settings(args)
+    tenant = args.tenant or settings.default_tenant
+    pg, embedded = open_postgres(settings.postgres_url, settings.data_root)
+    try:
+        if args.id:
+            inc = pg.get_incident(tenant, args.id)
+            if inc is None:
+                raise ValueError(f"no incident {args.id} for tenant {tenant}")
+            rows = [inc]
+        else:
+            rows = pg.list_incidents(tenant, status=args.status, limit=args.limit)
+        if args.json:
+            for r in rows:
+                r["timeline"] = pg.timeline(tenant, r["id"]) if args.id else []
+            print(json.dumps(rows, default=str))
+            return 0
+        print(f"{len(rows)} incidents of tenant {tenant}:")
+        for inc in rows:
+            print(f"  {inc['id']}  [{inc['status']}] {inc['severity']}  {inc['title']}")
+            print(f"      opened {inc['opened_at']:%Y-%m-%d %H:%M:%S}, root {inc['root_service']}, "
+                  f"{len(inc['services'])} services hit; tag: {inc['tag_change_id'] or 'none'}")
+            for sp in inc["suspects"][:args.suspects]:
+                parts = sorted(sp["parts"].items(), key=lambda kv: -abs(kv[1]))[:4]
+                print(f"      suspect {sp['change_id']} ({sp['change_type']} of {sp['service']}) "
+                      f"{sp['likelihood']:.2f}: " + ", ".join(f"{k} {v:+.2f}" for k, v in parts))
+            if args.id:
+                for e in pg.timeline(tenant, inc["id"]):
+                    print(f"      {e['at']:%H:%M:%S} {e['kind']:<9} {e['body'][:120]}")
+        return 0
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+def cmd_topology(args: argparse.Namespace) -> int:
+    """The service graph as stored (its versions), at a time; a service's predicted blast radius."""
+    from flows.ingest import default_store_factory
+    from operators.topology import ServiceGraph
+
+    settings = _settings(args)
+    store = default_store_factory(settings)()
+    tenant = args.tenant or settings.default_tenant
+    events = store.topology_events(tenant)
+    if not events:
+        print(f"no service graph stored for tenant {tenant} (it is built by the stream job's incident stage)")
+        return 0
+    graph = ServiceGraph.from_events(events)
+    at = int(_parse_time(args.at)) if args.at else max(e[0] for e in events)
+    g = graph.at(at)
+    if args.radius:
+        view = ServiceGraph.from_events([e for e in events if e[0] <= at])
+        if not view.has(args.radius):
+            raise ValueError(f"{args.radius} is not in the service graph")
+        radius = view.predicted_radius(args.radius)
+        if args.json:
+            print(json.dumps([{"service": s, "dependence": round(v, 4)} for s, v in radius]))
+            return 0
+        print(f"predicted blast radius of {args.radius} ({len(radius)} callers, by the share of their calls "
+              f"that depend on it):")
+        for svc, share in radius:
+            print(f"  {share:>6.1%}  {svc}")
+        return 0
+    edges = sorted((a, b, d) for a, b, d in g.edges(data=True))
+    if args.json:
+        print(json.dumps([{"caller": a, "callee": b, "weight": d["weight"], "sources": sorted(d["sources"])}
+                          for a, b, d in edges]))
+        return 0
+    print(f"service graph of tenant {tenant} at {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(at / 1000))}: "
+          f"{g.number_of_nodes()} services, {len(edges)} edges ({len(events)} versions stored)")
+    for a, b, d in edges:
+        print(f"  {a:<24} -> {b:<24} {d['weight']:>10.1f}/s  {','.join(sorted(d['sources']))}")
+    return 0
+
+
+def _parse_time(text: str) -> float:
+    """Epoch ms from epoch seconds/ms or an ISO-8601 time."""
+    from datetime import datetime, timezone
+
+    if text.isdigit():
+        v = int(text)
+        return v * 1000 if v < 10**11 else v
+    dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.timestamp() * 1000
+
+
 def cmd_stats(args: argparse.Namespace) -> int:
     """Print what the store holds."""
     from flows.ingest import default_store_factory
@@ -645,6 +736,27 @@ def build_parser() -> argparse.ArgumentParser:
     nv.add_argument("--json", action="store_true", help="print a JSON list")
     _add_backend_flags(nv)
     nv.set_defaults(func=cmd_novel)
+
+    ic = sub.add_parser("incidents", help="incidents: root, services hit, suspected changes with their parts",
+                        description="The incidents the stream job opened (Postgres), newest first; with --id one "
+                                    "incident and its whole timeline.")
+    ic.add_argument("--id", help="one incident, with its timeline")
+    ic.add_argument("--status", choices=["open", "mitigated", "resolved"], help="only this status")
+    ic.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    ic.add_argument("--suspects", type=int, default=3, help="suspected changes shown per incident (default 3)")
+    ic.add_argument("--json", action="store_true", help="print JSON")
+    _add_backend_flags(ic)
+    ic.set_defaults(func=cmd_incidents)
+
+    tp = sub.add_parser("topology", help="the service graph (as of a time) and predicted blast radius",
+                        description="The service graph the incident stage built (Kubernetes objects, observed "
+                                    "calls, declared edges), as of --at; --radius SERVICE: who would feel a "
+                                    "fault or a bad change of SERVICE.")
+    tp.add_argument("--at", help="the graph as of this time (ISO-8601 or epoch; default: the latest)")
+    tp.add_argument("--radius", metavar="SERVICE", help="predicted blast radius of a change to SERVICE")
+    tp.add_argument("--json", action="store_true", help="print JSON")
+    _add_backend_flags(tp)
+    tp.set_defaults(func=cmd_topology)
 
     st = sub.add_parser("stats", help="what the store holds: signals by kind, dead letters by reason",
                         description="Counts of stored signals by kind and of dead letters, with the top reasons.")

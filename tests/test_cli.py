@@ -75,6 +75,20 @@ def test_anomalies_command_lists_what_the_demo_detected(tmp_path):
     like = json.loads(run_cli(["clusters", "--similar", "the database connection timed out", "--limit", "3",
                                "--json", "--data-dir", str(tmp_path)]).stdout)
     assert len(like) == 3 and any("timed out" in x["template"] or "connection" in x["template"] for x in like)
+    # the incident the stream job opened, and the service graph it built
+    from simulator.suite import get
+
+    fault = get("db-outage").build().gold["faults"][0]
+    incidents = json.loads(run_cli(["incidents", "--json", "--data-dir", str(tmp_path)]).stdout)
+    inc = next(i for i in incidents if fault["service"] in i["services"])
+    assert inc["root_service"] == fault["service"] and inc["tag_change_id"] is None  # an outage: no change
+    one = json.loads(run_cli(["incidents", "--id", inc["id"], "--json", "--data-dir", str(tmp_path)]).stdout)
+    assert one[0]["timeline"] and one[0]["timeline"][0]["kind"] == "opened"
+    radius = json.loads(run_cli(["topology", "--radius", fault["service"], "--json",
+                                 "--data-dir", str(tmp_path)]).stdout)
+    assert {r["service"] for r in radius} >= set(fault["blast_radius"]) - {fault["service"]}
+    p = run_cli(["topology", "--data-dir", str(tmp_path)])
+    assert "edges" in p.stdout and "observed" in p.stdout
 
 
 def test_demo_ingests_the_bundled_sample_and_stops_postgres(tmp_path):
@@ -108,7 +122,7 @@ def test_bench_gold_runs_end_to_end(tmp_path):
     assert g["scenarios"] == 3
     for key in ("anomaly_recall", "anomaly_precision", "anomaly_delay_steps_median", "tagging_accuracy",
                 "blast_radius_jaccard", "grouping_one_per_fault", "novel_error_recall", "novel_error_precision",
-                "rca_ac1", "rca_ac3", "rca_avg5"):
+                "rca_ac1", "rca_ac3", "rca_avg5", "calibration_ece", "tag_delay_s_p95", "baseline_tagging_accuracy"):
         assert key in g, key
     assert 0 <= g["anomaly_recall"] <= 1 and 0 <= g["rca_ac1"] <= g["rca_ac3"] <= 1
 

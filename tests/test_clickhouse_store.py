@@ -23,11 +23,11 @@ def batch(n: int, start: int = 0) -> SignalBatch:
 def test_migrations_apply_once(store):
     assert store.migrate() == []
     versions = [r[0] for r in store.query("SELECT version FROM {db}.schema_migrations ORDER BY version")]
-    assert versions == [1, 2, 3, 4, 5]
+    assert versions == [1, 2, 3, 4, 5, 6]
     tables = {r[0] for r in store.query("SELECT name FROM system.tables WHERE database = {d:String}",
                                         {"d": store.db})}
     assert {"signals", "dead_letters", "metrics_1m", "log_counts_1m", "metrics_1m_mv", "anomalies",
-            "detector_state", "service_red_1m", "service_use_1m"} <= tables
+            "detector_state", "service_red_1m", "service_use_1m", "change_overlays", "topology_edges"} <= tables
 
 
 def test_write_is_idempotent(store):

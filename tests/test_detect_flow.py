@@ -9,7 +9,9 @@ from flows.ingest import IngestInput, build_flow
 from flows.progress import Counters
 from operators.detect import DETECTOR
 from opscopilot.settings import Settings
-from simulator.scenario import FaultSpec, Scenario
+from simulator.fleet import build_fleet
+from simulator.scenario import CALLS_METRIC, FaultSpec, Scenario
+from simulator.suite import NAMED
 
 
 def run(store, sim, **kw):
@@ -44,7 +46,8 @@ def test_a_new_run_resumes_from_persisted_baselines(store):
     first = Scenario("warm", seed=22, services=10, hours=1.0, log_rate=0.1, faults=[]).build()
     run(store, first)
     states = dict(store.load_detector_states(DETECTOR))
-    assert states and all('"n": 360' in s for s in states.values())  # 1 h at a 10 s step
+    # 1 h at a 10 s step; the callers' call-rate series (for the service graph) once a minute
+    assert states and all(f'"n": {60 if CALLS_METRIC in k[2] else 360}' in s for k, s in states.items())
     run(store, first)  # the same data again: all duplicates, nothing reaches the detectors
     assert dict(store.load_detector_states(DETECTOR)) == states
     # the next hour, in a new flow: the detectors carry on from the stored baselines
@@ -52,7 +55,8 @@ def test_a_new_run_resumes_from_persisted_baselines(store):
                    start_ms=first.sc.start_ms + 3_600_000).build()
     assert nxt.start_ms == first.start_ms + 3_600_000
     run(store, nxt)
-    assert all('"n": 720' in s for s in dict(store.load_detector_states(DETECTOR)).values())
+    assert all(f'"n": {120 if CALLS_METRIC in k[2] else 720}' in s
+               for k, s in dict(store.load_detector_states(DETECTOR)).items())
 
 
 def test_red_and_use_views_read_the_rollups(store):
@@ -82,6 +86,7 @@ def test_baseline_command_warms_detectors_from_stored_history(tmp_path):
     p = run_cli(["baseline", "--since", "30m", *data])
     assert "points of" in p.stdout and "series" in p.stdout
     n_series = int(p.stdout.split(" points of ")[1].split(" series")[0].replace(",", ""))
-    assert n_series == 10 * 8  # every metric series of the fleet
+    edges = len(build_fleet(10, seed=NAMED["quiet"].seed).edges())  # the callers' call-rate series
+    assert n_series == 10 * 8 + edges  # every metric series of the fleet
     points = int(p.stdout.split("[baseline] ")[1].split(" points")[0].replace(",", ""))
-    assert points == n_series * 181  # 30 minutes at a 10 s step, both ends included
+    assert points == 10 * 8 * 181 + edges * 31  # 30 minutes at a 10 s step (1 min), both ends included

@@ -62,7 +62,10 @@ def test_a_bad_deploy_is_one_incident_tagged_with_its_change():
     assert inc.tag == "c-guilty" and inc.suspects[0].likelihood >= 0.5
     assert inc.severity == "critical"
     top = inc.suspects[0]
-    assert set(top.parts) == set(top.features) and top.parts["on_root"] > 0  # explained by its parts
+    # explained by its parts: bias + the parts give the likelihood
+    assert set(top.parts) == set(top.features)
+    z = e.model.bias + sum(top.parts.values())
+    assert top.likelihood == pytest.approx(1 / (1 + 2.718281828459045 ** -z), abs=1e-3)
     others = {s.change.change_id: s.likelihood for s in inc.suspects[1:]}
     assert "c-old" not in others or others["c-old"] < 0.2  # long before, unrelated
     assert others.get("c-decoy", 0) < 0.5
@@ -187,3 +190,22 @@ def test_a_change_led_fault_during_an_open_incident_is_an_incident_of_its_own():
     assert len(e.incidents) == 2
     by_root = {i.root: i for i in e.incidents}
     assert set(by_root) == {"db", "api"} and by_root["api"].tag == "c-api" and by_root["db"].tag is None
+
+
+def test_change_likelihoods_are_calibrated_on_the_gold_suite():
+    """The fitted model on the gold suite's CI cut (scenarios it was not fitted on): expected
+    calibration error over 10 bins at most 0.1, and the scored pairs are not all near zero."""
+    from benchmarks import gold as G
+    from benchmarks import scoring as S
+    from simulator.suite import quick_suite
+
+    acc = G.new_acc()
+    for sc in quick_suite():
+        G.score_scenario(sc.build(), acc)
+    pairs = acc["inc_calibration"]
+    assert len(pairs) >= 50 and sum(hit for _p, hit in pairs) >= 5
+    assert S.expected_calibration_error(pairs) <= 0.1
+    high = [hit for p, hit in pairs if p >= 0.5]
+    assert high and sum(high) / len(high) >= 0.7  # what is tagged is mostly guilty
+    figures = G.incident_figures(acc)
+    assert figures["tagging_accuracy"] >= 0.8 and figures["grouping_one_per_fault"] >= 0.8
