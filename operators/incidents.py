@@ -49,6 +49,7 @@ from operators.topology import ServiceGraph
 
 MINUTE = 60_000
 MAX_PER_SERVICE = 500  # symptoms an incident keeps per service (counts go on)
+MAX_SYMPTOMS = 5000  # symptoms an incident keeps in all (its timeline in Postgres has every one)
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,8 @@ class Incident:
     status: str = "candidate"  # candidate | open | resolved
     severity: str = "warning"
     services: Dict[str, _Svc] = field(default_factory=dict)
-    symptoms: List[Symptom] = field(default_factory=list)
+    symptoms: List[Symptom] = field(default_factory=list)  # the first MAX_SYMPTOMS
+    n_symptoms: int = 0
     named: Dict[str, int] = field(default_factory=dict)  # service named by new errors -> first time
     blamed: Dict[str, int] = field(default_factory=dict)  # service -> new errors naming it
     scored_ts: int = -1  # event time of the last scoring
@@ -377,7 +379,9 @@ class IncidentEngine:
         return min((i.opened_ts for i in self.incidents if i.status == "open"), default=s.ts)
 
     def _attach(self, inc: Incident, s: Symptom, reason: str) -> None:
-        inc.symptoms.append(s)
+        inc.n_symptoms += 1
+        if len(inc.symptoms) < MAX_SYMPTOMS:
+            inc.symptoms.append(s)
         inc.last_ts = max(inc.last_ts, s.ts)
         sv = inc.services.get(s.service)
         new_service = sv is None
