@@ -29,20 +29,14 @@ from sinks.postgres import (
 TENANT_TABLES = ("tenants", "incidents", "incident_timeline")
 
 
-@pytest.fixture(scope="module")
-def pg(tmp_path_factory):
-    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data")
-    try:
-        yield server
-    finally:
-        server.stop()
+@pytest.fixture
+def pg(pg_server):
+    return pg_server  # the session's embedded server (tests/conftest.py)
 
 
-@pytest.fixture(scope="module")
-def store(pg):
-    store = PostgresStore(pg.url)
-    store.migrate()
-    return store
+@pytest.fixture
+def store(pg_store):
+    return pg_store
 
 
 @pytest.fixture
