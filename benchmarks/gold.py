@@ -430,9 +430,23 @@ def incident_figures(acc: dict) -> dict:
         "incidents_per_fault": round(sum(c[0] for c in counts) / max(1, sum(c[1] for c in counts)), 4),
         "calibration_ece": round(S.expected_calibration_error(cal), 4) if cal else None,
         "calibration_pairs": len(cal),
+        "calibration_bins": _reliability(cal),
         "tag_delay_s_p50": delays[len(delays) // 2] if delays else None,
         "tag_delay_s_p95": delays[min(len(delays) - 1, int(0.95 * len(delays)))] if delays else None,
     }
+
+
+def _reliability(scored: List[Tuple[float, bool]], bins: int = 10) -> List[dict]:
+    """Per probability bin: how many (change, incident) pairs, their mean likelihood, and the
+    share that were guilty (a calibrated model has the two close)."""
+    out = []
+    for b in range(bins):
+        xs = [(p, hit) for p, hit in scored if min(bins - 1, int(p * bins)) == b]
+        if xs:
+            out.append({"bin": f"{b / bins:.1f}-{(b + 1) / bins:.1f}", "pairs": len(xs),
+                        "mean_likelihood": round(sum(p for p, _ in xs) / len(xs), 4),
+                        "guilty_share": round(sum(h for _, h in xs) / len(xs), 4)})
+    return out
 
 
 def _acc(hits: List[bool]) -> Optional[float]:
@@ -523,6 +537,10 @@ def main(args) -> int:
             v, b = None, v  # stages not built yet: only their baseline has a number
         cell = lambda x: "-" if x is None else format(x, ".4g")  # noqa: E731
         print(f"{k:<30}{cell(v):>12}{cell(b):>12}")
+    if res.get("calibration_bins"):
+        print("change likelihood calibration (pairs, mean likelihood -> share guilty):")
+        for b in res["calibration_bins"]:
+            print(f"  {b['bin']}: {b['pairs']:>5}  {b['mean_likelihood']:.3f} -> {b['guilty_share']:.3f}")
     if args.plots:
         print(f"plots of the first scenarios in {args.plots}/")
     write_json(args.json_out, res)
