@@ -124,6 +124,9 @@ class _Svc:
     impact: Dict[str, float] = field(default_factory=dict)  # metric -> largest shift (abs or relative)
     material: bool = False  # hit beyond the impact rules (or paged, or printing new errors)
     symptoms: List["Symptom"] = field(default_factory=list)  # the first MAX_PER_SERVICE of them
+    times: List[int] = field(default_factory=list)  # every symptom's time, sorted
+    series_last: Dict[str, int] = field(default_factory=dict)  # anomalous series -> its latest anomaly
+    novel: List[Tuple[int, str]] = field(default_factory=list)  # (time, example) of its novel errors
 
 
 # What counts as a material impact on a service, by metric name (first match): the shift of an
@@ -244,7 +247,8 @@ class IncidentEngine:
         self._change_ids: Dict[str, int] = {}  # id -> ts (re-deliveries are ignored)
         self._symptom_ids: Dict[str, int] = {}
         self.recent: List[Symptom] = []  # symptoms of the last lookback, for features and overlays
-        self._anomaly_times: Dict[str, List[int]] = {}  # service -> times of its recent anomalies
+        self._anomaly_times: Dict[str, List[int]] = {}  # service -> times of its recent anomalies (sorted)
+        self._change_times: Dict[str, List[int]] = {}  # service -> times of its recent changes (sorted)
         self.incidents: List[Incident] = []
         self.history: Dict[str, List[int]] = {}  # change type -> [changes seen, changes tagged]
         self._pending_overlays: List[Change] = []
@@ -343,7 +347,7 @@ class IncidentEngine:
         self._symptom_ids[s.id] = s.ts
         self.recent.append(s)
         if s.kind == "anomaly":
-            self._anomaly_times.setdefault(s.service, []).append(s.ts)
+            bisect.insort(self._anomaly_times.setdefault(s.service, []), s.ts)
         known = self.graph.has(s.service)
         best, reason = None, ""
         for inc in reversed(self.incidents):
@@ -391,6 +395,12 @@ class IncidentEngine:
         sv.last_ts = max(sv.last_ts, s.ts)
         if len(sv.symptoms) < MAX_PER_SERVICE:
             sv.symptoms.append(s)
+        bisect.insort(sv.times, s.ts)
+        if s.kind == "anomaly":
+            key = s.detail or s.name
+            sv.series_last[key] = max(sv.series_last.get(key, s.ts), s.ts)
+        elif s.kind == "novel":
+            sv.novel.append((s.ts, s.detail))
         sv.series.add(s.detail or s.name)
         sv.kinds.add(s.kind)
         if s.kind == "anomaly":
@@ -471,6 +481,7 @@ class IncidentEngine:
             return
         self._change_ids[c.change_id] = c.ts
         self.changes.append(c)
+        bisect.insort(self._change_times.setdefault(c.service, []), c.ts)
         self._pending_overlays.append(c)
         h = self.history.setdefault(c.change_type, [0, 0])
         h[0] += 1
@@ -483,20 +494,23 @@ class IncidentEngine:
         suspects lie within 10 min of it, when the caller counted them already)."""
         onset = inc.opened_ts
         sv = inc.services.get(c.service)
-        own = sv.symptoms if sv is not None else []
-        after = [s for s in own if s.ts >= c.ts]
-        first_after = min((s.ts for s in after), default=None)
+        i = bisect.bisect_left(sv.times, c.ts) if sv is not None else 0
+        first_after = sv.times[i] if sv is not None and i < len(sv.times) else None
+        novel_after = [d for t, d in sv.novel if t >= c.ts] if sv is not None else []
         ref = first_after if first_after is not None else onset
         dist = self.graph.distance(c.service, inc.root) if inc.root else None
         below = self.graph.descendants(c.service)
         explained = sv is not None and (any(
             o in below and inc.services[o].first_ts <= sv.first_ts + self.step_ms for o in inc.services)
             or any(o in below for o in inc.named))
-        noisy = any(c.ts - 30 * MINUTE <= t < c.ts for t in self._anomaly_times.get(c.service, ()))
+        times = self._anomaly_times.get(c.service, ())
+        noisy = bisect.bisect_left(times, c.ts) > bisect.bisect_left(times, c.ts - 30 * MINUTE)
+        later = self._change_times.get(c.service, ())  # changes of the same service after c, up to ref
+        latest = bisect.bisect_right(later, ref) == bisect.bisect_right(later, c.ts)
         if overlapping is None:
             overlapping = sum(1 for o in self._suspects_of(inc)
                               if o.change_id != c.change_id and abs(o.ts - c.ts) <= 10 * MINUTE)
-        version = bool(c.version) and any(s.kind == "novel" and c.version in s.detail for s in after)
+        version = bool(c.version) and any(c.version in d for d in novel_after)
         seen, tagged = self.history.get(c.change_type, [0, 0])
         return {
             "proximity": math.exp(-max(0, ref - c.ts) / (10 * MINUTE)),
@@ -504,16 +518,16 @@ class IncidentEngine:
             "on_root": 1.0 if c.service == inc.root else 0.0,
             "symptomatic": 1.0 if sv is not None else 0.0,
             "distance": (4 if dist is None else min(dist, 4)) / 4,
-            "shift": min(1.0, len({s.detail or s.name for s in after if s.kind == "anomaly"}) / 3),
+            "shift": min(1.0, sum(1 for t in sv.series_last.values() if t >= c.ts) / 3) if sv is not None else 0.0,
             "sharp_onset": math.exp(-(first_after - c.ts) / (2 * MINUTE)) if first_after is not None else 0.0,
             "noisy_before": 1.0 if noisy else 0.0,
-            "novel_after": 1.0 if any(s.kind == "novel" for s in after) else 0.0,
+            "novel_after": 1.0 if novel_after else 0.0,
             "version_in_errors": 1.0 if version else 0.0,
             "overlapping": math.log1p(overlapping),
             "prior_failure_rate": (tagged + 1) / (seen + 10),
             "explained_downstream": 1.0 if explained else 0.0,
             "named_by_errors": 1.0 if c.service in inc.named else 0.0,
-            "latest_on_service": 0.0 if any(o.service == c.service and c.ts < o.ts <= ref for o in self.changes) else 1.0,
+            "latest_on_service": 1.0 if latest else 0.0,
             "minutes_to_symptoms": math.log1p(max(0, ref - c.ts) / MINUTE),
         }
 
@@ -592,6 +606,8 @@ class IncidentEngine:
                                    if (kept := [t for t in v if t >= horizon])}
         if self.changes and self.changes[0].ts < horizon - self.lookback_ms:
             self.changes = [c for c in self.changes if c.ts >= horizon - self.lookback_ms]
+            self._change_times = {k: kept for k, v in self._change_times.items()
+                                  if (kept := [t for t in v if t >= horizon - self.lookback_ms])}
         keep = []
         for c in self._pending_overlays:
             if now >= c.ts + self.overlay_window_ms:
