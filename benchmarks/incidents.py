@@ -111,9 +111,13 @@ def measure(work: Path, golds: list) -> dict:
             for f in gold["faults"]:
                 if not f["culprit_change_id"]:
                     continue
-                inc = next((i for i in incidents if f["service"] in i["services"]
-                            and i["opened_at"].timestamp() * 1000 <= f["end_ms"] + 600_000
-                            and i["last_symptom_at"].timestamp() * 1000 >= f["start_ms"] - 300_000), None)
+                # as bench gold matches: overlapping the fault, most of its blast radius, earliest
+                blast = set(f["blast_radius"]) | {f["service"]}
+                near = [i for i in incidents if i["opened_at"].timestamp() * 1000 <= f["end_ms"] + 600_000
+                        and i["last_symptom_at"].timestamp() * 1000 >= f["start_ms"] - 300_000
+                        and blast & set(i["services"])]
+                inc = max(near, key=lambda i: (len(blast & set(i["services"])), -i["opened_at"].timestamp()),
+                          default=None)
                 row = {"scenario": tenant, "fault": f["id"], "tagged_right": False}
                 if inc is not None:
                     tl = pg.timeline(tenant, inc["id"])

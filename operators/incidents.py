@@ -15,7 +15,8 @@ Grouping: a symptom joins the open incident whose services it is related to (the
 or one calling the other, directly or through other services) and that had a symptom within
 ``gap_ms``; otherwise it starts a candidate incident. A candidate is opened (made visible) by a
 page, a novel error, or anomalies on two series; a lone anomaly that nothing confirms within
-``candidate_ms`` is dropped. An incident resolves after ``gap_ms`` without symptoms. One incident per
+``candidate_ms`` is dropped. An incident resolves after ``gap_ms`` without symptoms (and no page
+firing), and reopens when its services are hit again within ``reopen_ms``. One incident per
 root event, not per symptom: every grouping decision is a timeline entry with its reason.
 
 Root: the incident service whose symptoms are not explained by a callee that was hit as early.
@@ -208,7 +209,7 @@ class TimelineEntry:
     incident_id: str
     tenant: str
     ts: int  # event time
-    kind: str  # opened | symptom | grouped | root | suspect | tagged | untagged | resolved
+    kind: str  # opened | symptom | grouped | root | suspect | tagged | untagged | resolved | reopened
     body: str
     data: dict = field(default_factory=dict)
 
@@ -226,7 +227,7 @@ class IncidentEngine:
                  overlay_window_ms: int = 15 * MINUTE, step_ms: int = 10_000,
                  keep_resolved_ms: int = 24 * 60 * MINUTE, candidate_ms: int = 5 * MINUTE,
                  impact_rules: Tuple[Tuple[str, str, float], ...] = None, split_after_ms: int = 10 * MINUTE,
-                 split_change_ms: int = 5 * MINUTE, max_suspects: int = 30):
+                 split_change_ms: int = 5 * MINUTE, max_suspects: int = 30, reopen_ms: int = 30 * MINUTE):
         self.tenant = tenant
         self.graph = graph or ServiceGraph()
         self.model = model or ChangeModel.load()
@@ -268,6 +269,7 @@ class IncidentEngine:
         self.split_after_ms = split_after_ms
         self.split_change_ms = split_change_ms
         self.max_suspects = max_suspects  # changes scored per incident (nearest the onset first)
+        self.reopen_ms = reopen_ms  # a resolved incident whose service is hit again this soon reopens
 
     # -- input ----------------------------------------------------------------------------------
     def add_symptom(self, s: Symptom) -> None:
@@ -373,6 +375,15 @@ class IncidentEngine:
                 reason = (f"{s.service} changed ({fresh.change_id}) just before its first symptom, "
                           f"{(s.ts - fresh.ts) // 1000} s earlier; the open incident began "
                           f"{(s.ts - self._open_since(s)) // MINUTE} min ago")
+        if best is None and not reason:  # the same trouble back soon after it quietened: reopen
+            best = next((i for i in reversed(self.incidents) if i.status == "resolved" and s.service in i.services
+                         and s.ts - i.resolved_ts <= self.reopen_ms), None)
+            if best is not None:
+                best.status = "open"
+                best.resolved_ts = None
+                reason = f"{s.service} is hit again within {self.reopen_ms // MINUTE} min of the incident resolving"
+                self._emit(best, s.ts, "reopened", f"reopened: {_describe(s)}", {"service": s.service,
+                                                                                 "symptom_id": s.id})
         if best is None:
             best = Incident(str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.tenant}/{s.id}")), self.tenant, s.ts, s.ts)
             self.incidents.append(best)

@@ -209,3 +209,15 @@ def test_change_likelihoods_are_calibrated_on_the_gold_suite():
     assert high and sum(high) / len(high) >= 0.7  # what is tagged is mostly guilty
     figures = G.incident_figures(acc)
     assert figures["tagging_accuracy"] >= 0.8 and figures["grouping_one_per_fault"] >= 0.8
+
+
+def test_trouble_back_soon_after_quietening_reopens_the_incident():
+    t = T0 + 40 * MIN
+    e = engine()
+    entries = feed(e, [anomaly(t, "db"), anomaly(t, "db", "latency_p99_ms"),
+                       anomaly(t + 20 * MIN, "db"),  # 15 min quiet: resolved at t + 15 min, then back
+                       anomaly(t + 80 * MIN, "db"), anomaly(t + 80 * MIN, "db", "latency_p99_ms")])  # too late
+    assert len(e.incidents) == 2
+    first = e.incidents[0]
+    kinds = [x.kind for x in entries if x.incident_id == first.id]
+    assert kinds.count("resolved") == 2 and "reopened" in kinds and first.n_symptoms == 3
