@@ -16,7 +16,7 @@ or one calling the other, directly or through other services) and that had a sym
 ``gap_ms``; otherwise it starts a candidate incident. A candidate is opened (made visible) by a
 page, a novel error, or anomalies on two series; a lone anomaly that nothing confirms within
 ``candidate_ms`` is dropped. An incident resolves after ``gap_ms`` without symptoms (and no page
-firing), and reopens when its services are hit again within ``reopen_ms``. One incident per
+firing), and reopens when its root is hit again within ``reopen_ms`` (with no change of it since). One incident per
 root event, not per symptom: every grouping decision is a timeline entry with its reason.
 
 Root: the incident service whose symptoms are not explained by a callee that was hit as early.
@@ -269,7 +269,7 @@ class IncidentEngine:
         self.split_after_ms = split_after_ms
         self.split_change_ms = split_change_ms
         self.max_suspects = max_suspects  # changes scored per incident (nearest the onset first)
-        self.reopen_ms = reopen_ms  # a resolved incident whose service is hit again this soon reopens
+        self.reopen_ms = reopen_ms  # a resolved incident whose root is hit again this soon reopens
 
     # -- input ----------------------------------------------------------------------------------
     def add_symptom(self, s: Symptom) -> None:
@@ -375,9 +375,10 @@ class IncidentEngine:
                 reason = (f"{s.service} changed ({fresh.change_id}) just before its first symptom, "
                           f"{(s.ts - fresh.ts) // 1000} s earlier; the open incident began "
                           f"{(s.ts - self._open_since(s)) // MINUTE} min ago")
-        if best is None and not reason:  # the same trouble back soon after it quietened: reopen
-            best = next((i for i in reversed(self.incidents) if i.status == "resolved" and s.service in i.services
-                         and s.ts - i.resolved_ts <= self.reopen_ms), None)
+        if best is None and not reason:  # the root's trouble back soon after it quietened, unchanged: reopen
+            best = next((i for i in reversed(self.incidents) if i.status == "resolved" and s.service == i.root
+                         and s.ts - i.resolved_ts <= self.reopen_ms
+                         and not any(c.service == s.service and c.ts > i.resolved_ts for c in self.changes)), None)
             if best is not None:
                 best.status = "open"
                 best.resolved_ts = None
