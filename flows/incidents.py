@@ -49,6 +49,9 @@ def load_topology(paths, graph: Optional[ServiceGraph] = None) -> ServiceGraph:
     return g
 
 
+KEEP_GRAPH_EVENTS = 50_000  # graph versions kept in memory once stored
+
+
 @dataclass
 class _State:
     engine: IncidentEngine
@@ -73,6 +76,9 @@ class _Incidents(StatefulBatchLogic):
         incidents = [i.summary() for i in eng.incidents if i.id in ids and i.status != "candidate"]
         new_graph = eng.graph.events[st.graph_written:]
         st.graph_written = len(eng.graph.events)
+        if st.graph_written > KEEP_GRAPH_EVENTS:  # stored in ClickHouse: past graphs are read from there
+            del eng.graph.events[:st.graph_written]
+            st.graph_written = 0
         overlays = eng.overlays()
         now_ms = int(time.time() * 1000)
         for e in entries:

@@ -111,7 +111,9 @@ class ServiceGraph:
         return len(stale)
 
     def at(self, ts: int) -> nx.DiGraph:
-        """The graph as it was at event time ``ts`` (observed edges past their freshness left out)."""
+        """The graph as it was at event time ``ts`` (observed edges past their freshness left out),
+        replayed from the events this object holds (the stream job drops its older events once they
+        are stored; ``from_events(store.topology_events(...))`` has them all)."""
         g = nx.DiGraph()
         for e in self.events:
             if e.ts > ts:
