@@ -171,6 +171,7 @@ class Incident:
     n_symptoms: int = 0
     named: Dict[str, int] = field(default_factory=dict)  # service named by new errors -> first time
     blamed: Dict[str, int] = field(default_factory=dict)  # service -> new errors naming it
+    endpoints: List[str] = field(default_factory=list)  # user-facing endpoints behind the radius
     scored_ts: int = -1  # event time of the last scoring
     root: str = ""
     suspects: List[Suspect] = field(default_factory=list)
@@ -197,6 +198,7 @@ class Incident:
                 "title": self.title, "root": self.root, "opened_ts": self.opened_ts, "last_ts": self.last_ts,
                 "resolved_ts": self.resolved_ts, "services": sorted(self.services),
                 "blast_radius": [{"service": n, "impact": imp} for n, imp in self.radius()],
+                "endpoints": self.endpoints,
                 "tag": self.tag, "tag_ts": self.tag_ts,
                 "suspects": [{"change_id": s.change.change_id, "service": s.change.service,
                               "change_type": s.change.change_type, "version": s.change.version,
@@ -551,6 +553,8 @@ class IncidentEngine:
 
     def _score(self, inc: Incident, ts: int) -> None:
         inc.scored_ts = ts
+        if self.graph.endpoints:
+            inc.endpoints = self.graph.affected_endpoints(n for n, _ in inc.radius())
         out = []
         cands = self._suspects_of(inc)
         times = sorted(c.ts for c in cands)

@@ -257,6 +257,9 @@ def _demo_incidents(pg_store, tenant: str, gold: Optional[dict]) -> None:
         print(f"  [{inc['status']}] {inc['severity']} {inc['title']} (opened {inc['opened_at']:%H:%M:%S})")
         print(f"    root {inc['root_service']}; services hit: {', '.join(inc['services'][:8])}"
               + (" ..." if len(inc["services"]) > 8 else ""))
+        print(f"    blast radius (materially hit, most first): "
+              f"{', '.join(r['service'] for r in inc['blast_radius'][:8])}"
+              + (f"; user-facing endpoints: {', '.join(inc['endpoints'][:4])}" if inc["endpoints"] else ""))
         for s in inc["suspects"][:3]:
             why = ", ".join(f"{k} {v:+.1f}" for k, v in sorted(s["parts"].items(), key=lambda kv: -abs(kv[1]))[:4])
             print(f"    suspect {s['change_id']} ({s['change_type']} of {s['service']}): "
@@ -536,6 +539,11 @@ def cmd_incidents(args: argparse.Namespace) -> int:
             print(f"  {inc['id']}  [{inc['status']}] {inc['severity']}  {inc['title']}")
             print(f"      opened {inc['opened_at']:%Y-%m-%d %H:%M:%S}, root {inc['root_service']}, "
                   f"{len(inc['services'])} services hit; tag: {inc['tag_change_id'] or 'none'}")
+            hit = [f"{r['service']} ({', '.join(f'{k} {v:+.2g}' for k, v in list(r['impact'].items())[:2])})"
+                   if r["impact"] else r["service"] for r in inc["blast_radius"][:5]]
+            if hit:
+                print(f"      blast radius: {'; '.join(hit)}" + (" ..." if len(inc["blast_radius"]) > 5 else "")
+                      + (f"; endpoints: {', '.join(inc['endpoints'][:5])}" if inc["endpoints"] else ""))
             for sp in inc["suspects"][:args.suspects]:
                 parts = sorted(sp["parts"].items(), key=lambda kv: -abs(kv[1]))[:4]
                 print(f"      suspect {sp['change_id']} ({sp['change_type']} of {sp['service']}) "

@@ -63,7 +63,7 @@ _MIGRATION_FILE = re.compile(r"^(\d+)_[\w.-]+\.sql$")
 _INCIDENT_COLUMNS = (
     "id::text AS id, tenant_id, title, status, severity, service, opened_at, resolved_at,"
     " created_at, updated_at, summary, root_service, services, tag_change_id, tag_likelihood,"
-    " suspects, last_symptom_at"
+    " suspects, last_symptom_at, blast_radius, endpoints"
 )
 
 
@@ -499,21 +499,24 @@ class PostgresStore:
                 conn.execute(
                     "INSERT INTO incidents (id, tenant_id, title, status, severity, service, opened_at,"
                     " resolved_at, root_service, services, tag_change_id, tag_likelihood, suspects,"
-                    " last_symptom_at)"
+                    " last_symptom_at, blast_radius, endpoints)"
                     " VALUES (%(id)s, %(tenant)s, %(title)s, %(status)s, %(severity)s, %(root)s,"
                     " to_timestamp(%(opened)s / 1000.0), to_timestamp(%(resolved)s / 1000.0), %(root)s,"
-                    " %(services)s, %(tag)s, %(tag_p)s, %(suspects)s, to_timestamp(%(last)s / 1000.0))"
+                    " %(services)s, %(tag)s, %(tag_p)s, %(suspects)s, to_timestamp(%(last)s / 1000.0),"
+                    " %(radius)s, %(endpoints)s)"
                     " ON CONFLICT (id) DO UPDATE SET title = EXCLUDED.title, status = EXCLUDED.status,"
                     " severity = EXCLUDED.severity, service = EXCLUDED.service,"
                     " resolved_at = EXCLUDED.resolved_at, root_service = EXCLUDED.root_service,"
                     " services = EXCLUDED.services, tag_change_id = EXCLUDED.tag_change_id,"
                     " tag_likelihood = EXCLUDED.tag_likelihood, suspects = EXCLUDED.suspects,"
-                    " last_symptom_at = EXCLUDED.last_symptom_at",
+                    " last_symptom_at = EXCLUDED.last_symptom_at, blast_radius = EXCLUDED.blast_radius,"
+                    " endpoints = EXCLUDED.endpoints",
                     {"id": _incident_uuid(inc["id"]), "tenant": tenant_id, "title": inc["title"][:500],
                      "status": _check_status(inc["status"]), "severity": inc["severity"], "root": inc["root"] or None,
                      "opened": inc["opened_ts"], "resolved": inc["resolved_ts"], "services": inc["services"],
                      "tag": inc["tag"], "tag_p": top["likelihood"] if top and inc["tag"] else None,
-                     "suspects": Jsonb(inc["suspects"]), "last": inc["last_ts"]})
+                     "suspects": Jsonb(inc["suspects"]), "last": inc["last_ts"],
+                     "radius": Jsonb(inc.get("blast_radius", [])), "endpoints": inc.get("endpoints", [])})
             for e in entries:
                 cur = conn.execute(
                     "INSERT INTO incident_timeline (tenant_id, incident_id, at, kind, body, data, dedup_key)"

@@ -52,6 +52,14 @@ def test_a_bad_deploy_becomes_an_incident_tagged_with_its_change(store, pg_store
     assert inc["root_service"] == fault["service"]
     assert inc["suspects"][0]["change_id"] == fault["culprit_change_id"] and inc["suspects"][0]["parts"]
     assert set(inc["services"]) >= set(fault["blast_radius"]) - {fault["service"]} or inc["services"]
+    # the measured blast radius: the root first, each service with its shifts; and the
+    # user-facing endpoints (Ingress paths) whose backends are in it
+    radius = [r["service"] for r in inc["blast_radius"]]
+    assert radius[0] == fault["service"] and set(radius) <= set(inc["services"])
+    assert all(r["impact"] for r in inc["blast_radius"] if r["service"] == fault["service"])
+    g = ServiceGraph()
+    g.load_k8s(k8s_objects(sim.fleet))
+    assert inc["endpoints"] == g.affected_endpoints(radius)
     timeline = pg_store.timeline(tenant, inc["id"])
     kinds = [e["kind"] for e in timeline]
     assert {"opened", "symptom", "root", "suspect", "tagged"} <= set(kinds)
