@@ -57,18 +57,21 @@ def _three_sigma(ts: List[int], values: List[float]) -> List[bool]:
     return (three_sigma_z(np.array(values)) > 3.0).tolist()
 
 
-def _seasonal(ts: List[int], values: List[float]) -> List[bool]:
+def _seasonal_run(ts: List[int], values: List[float]) -> Tuple[List[bool], Dict[int, tuple]]:
+    """Flags per point, and for each flagged point the evidence the incident stage gets:
+    (value, expected, direction)."""
     d = SeasonalDetector()
-    out = []
+    flags, evidence = [], {}
     for t, v in zip(ts, values):
         r = d.update(t, v)
-        out.append(r.score >= 0.5)
-        if out[-1]:  # the evidence the incident stage gets with each anomaly
-            _seasonal.evidence[t] = (v, r.expected, r.direction)
-    return out
+        flags.append(r.score >= 0.5)
+        if flags[-1]:
+            evidence[t] = (v, r.expected, r.direction)
+    return flags, evidence
 
 
-_seasonal.evidence = {}
+def _seasonal(ts: List[int], values: List[float]) -> List[bool]:
+    return _seasonal_run(ts, values)[0]
 
 
 # the product's detector first; the others are baselines shown beside it
@@ -84,10 +87,9 @@ class Observed:
     logs: List[Tuple[int, str, str, str]] = field(default_factory=list)  # (ts, service, body, severity)
     changes: List[Change] = field(default_factory=list)
     pages: List[Tuple[int, str, str]] = field(default_factory=list)  # (ts, service, alert id)
-    change_events: List[I.Change] = field(default_factory=list)  # with type and version
-    page_events: List[I.Symptom] = field(default_factory=list)  # triggers, as incident symptoms
-    edges: List[Tuple[int, str, str, float]] = field(default_factory=list)  # observed call edges
-    page_resolves: List[Tuple[int, str, str]] = field(default_factory=list)  # (ts, service, alert name)
+    # changes, pages and call edges as the stream job's incident stage gets them:
+    # (tenant, kind, item) from operators.incidents.inputs_from_signals
+    incident_inputs: List[tuple] = field(default_factory=list)
 
 
 def observe(run) -> Observed:
@@ -98,26 +100,19 @@ def observe(run) -> Observed:
         b = validate(d, far_future, 0)
         if b.dead:
             raise RuntimeError(f"simulated records failed validation: {b.dead[0].reason}")
+        obs.incident_inputs += I.inputs_from_signals(b.rows)
         for s in b.rows:
             k = s.kind
             if k == "metric":
-                if s.name == CALLS_METRIC:
-                    obs.edges.append((s.ts, s.service, s.labels.get("callee", ""), s.value))
-                else:
+                if s.name != CALLS_METRIC:  # the call rates feed the service graph only
                     obs.metrics[(s.service, s.name)].append((s.ts, s.value))
             elif k == "log":
                 obs.logs.append((s.ts, s.service, s.body, s.severity))
             elif k == "change":
                 if s.change_type in CHANGE_TYPES:
                     obs.changes.append(Change(s.change_id, s.service, s.ts))
-                    obs.change_events.append(I.Change(s.ts, s.service, s.change_id, s.change_type, s.version,
-                                                      s.author, s.link))
-            elif k == "alert" and s.labels.get("event_action") == "resolve":
-                obs.page_resolves.append((s.ts, s.service, s.name))
             elif k == "alert" and s.labels.get("event_action") == "trigger":
                 obs.pages.append((s.ts, s.service, s.id))
-                obs.page_events.append(I.Symptom(s.ts, s.service, "page", s.name, s.id, 1.0, 0, s.body,
-                                                 s.severity))
     return obs
 
 
@@ -238,32 +233,23 @@ def run_incidents(obs: Observed, detections: Dict[Tuple[str, str], List[tuple]],
                   ) -> Tuple[I.IncidentEngine, List[I.TimelineEntry]]:
     """The incident stage over one scenario's observed events, fed in event-time order with the
     watermark advancing as the stream would (every event moves it)."""
-    events: List[Tuple[int, int, object]] = []
-    for ts, caller, callee, rate in obs.edges:
-        events.append((ts, 0, (caller, callee, rate)))
-    for c in obs.change_events:
-        events.append((c.ts, 1, c))
+    order = {"edge": 0, "change": 1, "symptom": 2, "resolve": 3}  # at one time: graph, changes, symptoms
+    inputs = [(item.ts if kind in ("change", "symptom") else item[0], order[kind], kind, item)
+              for _tenant, kind, item in obs.incident_inputs]
+    events = [x for x in inputs if x[2] != "symptom"]
     for (svc, metric), fired in detections.items():
         for t, value, expected, direction in fired:
-            events.append((t, 2, I.Symptom(t, svc, "anomaly", metric, f"a/{svc}/{metric}/{t}", 1.0, direction, metric,
-                                           value=value, expected=expected)))
-    events += [(p.ts, 2, p) for p in obs.page_events]
-    events += [(n.ts, 2, n) for n in novel]
-    events += [(ts, 3, (svc, name)) for ts, svc, name in obs.page_resolves]
+            events.append((t, 2, "symptom", I.Symptom(t, svc, "anomaly", metric, f"a/{svc}/{metric}/{t}", 1.0,
+                                                      direction, metric, value=value, expected=expected)))
+    events += [x for x in inputs if x[2] == "symptom"]  # pages
+    events += [(n.ts, 2, "symptom", n) for n in novel]
     events.sort(key=lambda e: (e[0], e[1]))
     eng = I.IncidentEngine(tenant, model=model, step_ms=step_ms)
     if trace:
         eng.trace = {}
     entries: List[I.TimelineEntry] = []
-    for ts, kind, item in events:
-        if kind == 0:
-            eng.add_edge(ts, *item)
-        elif kind == 1:
-            eng.add_change(item)
-        elif kind == 2:
-            eng.add_symptom(item)
-        else:
-            eng.resolve_page(ts, *item)
+    for _ts, _order, kind, item in events:
+        I.feed(eng, kind, item)
         entries += eng.advance()
     entries += eng.flush()
     return eng, entries
@@ -354,8 +340,10 @@ def score_scenario(run, acc: dict, plot_path: Optional[Path] = None,
         windows = S.window_indices(ts, [tuple(w) for w in gold_windows.get(key, [])])
         effects = S.window_indices(ts, [tuple(w) for w in effect_windows.get(key, [])])
         for name, detect in DETECTORS.items():
-            _seasonal.evidence = {}
-            det = detect(ts, values)
+            if name == "seasonal":
+                det, evidence = _seasonal_run(ts, values)
+            else:
+                det = detect(ts, values)
             result = S.window_detection(det, windows, merge_gap=3)
             acc["anomaly"][name].append(result)
             acc["delay_steps"][name].extend(result.delays)
@@ -367,7 +355,7 @@ def score_scenario(run, acc: dict, plot_path: Optional[Path] = None,
             fired = [t for t, d in zip(ts, det) if d]
             acc["fault_hits"][name].append((key, fired))
             if name == "seasonal":
-                detections[key] = [(t, *_seasonal.evidence[t]) for t in fired]
+                detections[key] = [(t, *evidence[t]) for t in fired]
                 detections_at[key[0]].extend(fired)
     for name in DETECTORS:
         _score_faults(gold, gold_windows, acc["fault_hits"][name], acc["faults_found"][name])

@@ -10,12 +10,10 @@ graph's versions into ClickHouse.
 
 from __future__ import annotations
 
-import json
 import pickle
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Callable, Optional
 
 import bytewax.operators as op
@@ -25,7 +23,7 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from flows.progress import Counters
 from operators.incidents import IncidentEngine, feed
-from operators.topology import ServiceGraph, TopologyError
+from operators.topology import ServiceGraph
 from opscopilot.settings import Settings
 
 
@@ -34,18 +32,7 @@ def load_topology(paths, graph: Optional[ServiceGraph] = None) -> ServiceGraph:
     json``) or declared-edge files (JSON/YAML ``edges:``)."""
     g = graph or ServiceGraph()
     for p in paths:
-        text = Path(p).read_text()
-        try:
-            doc = json.loads(text)
-        except json.JSONDecodeError:
-            doc = None
-        if isinstance(doc, (dict, list)) and (isinstance(doc, list) or "items" in doc or "kind" in doc):
-            g.load_k8s(doc)
-        else:
-            try:
-                g.load_config(p)
-            except TopologyError as e:
-                raise TopologyError(f"topology file {p}: not a Kubernetes object list, and {e}") from None
+        g.load_file(p)
     return g
 
 

@@ -49,7 +49,6 @@ from typing import Dict, List, Optional, Tuple
 from operators.topology import ServiceGraph
 
 MINUTE = 60_000
-MAX_PER_SERVICE = 500  # symptoms an incident keeps per service (counts go on)
 MAX_SYMPTOMS = 5000  # symptoms an incident keeps in all (its timeline in Postgres has every one)
 
 
@@ -124,7 +123,6 @@ class _Svc:
     kinds: set = field(default_factory=set)
     impact: Dict[str, float] = field(default_factory=dict)  # metric -> largest shift (abs or relative)
     material: bool = False  # hit beyond the impact rules (or paged, or printing new errors)
-    symptoms: List["Symptom"] = field(default_factory=list)  # the first MAX_PER_SERVICE of them
     times: List[int] = field(default_factory=list)  # every symptom's time, sorted
     series_last: Dict[str, int] = field(default_factory=dict)  # anomalous series -> its latest anomaly
     novel: List[Tuple[int, str]] = field(default_factory=list)  # (time, example) of its novel errors
@@ -407,8 +405,6 @@ class IncidentEngine:
             sv = inc.services[s.service] = _Svc(s.ts, s.ts)
         sv.n += 1
         sv.last_ts = max(sv.last_ts, s.ts)
-        if len(sv.symptoms) < MAX_PER_SERVICE:
-            sv.symptoms.append(s)
         bisect.insort(sv.times, s.ts)
         if s.kind == "anomaly":
             key = s.detail or s.name

@@ -231,18 +231,22 @@ class ServiceGraph:
                 for a, b, d in sorted(self.g.edges(data=True))]
 
     # -- loading ----------------------------------------------------------------------------------
+    def load_file(self, path: str | Path, ts: int = 0) -> int:
+        """A topology file, read once: a Kubernetes object list (``kubectl get ... -o json``) or
+        declared edges (JSON or YAML ``edges:``). Returns edges added."""
+        doc = _read_doc(path)
+        if isinstance(doc, list) or (isinstance(doc, dict) and ("items" in doc or "kind" in doc)):
+            return self.load_k8s(doc, ts)
+        try:
+            return self._load_edges(doc, path, ts)
+        except TopologyError as e:
+            raise TopologyError(f"topology file {path}: not a Kubernetes object list, and {e}") from None
+
     def load_config(self, path: str | Path, ts: int = 0) -> int:
         """Declared edges from a JSON or YAML file: ``{"edges": [{"caller", "callee", "weight"}]}``."""
-        text = Path(path).read_text()
-        try:
-            doc = json.loads(text)
-        except json.JSONDecodeError:
-            import yaml
+        return self._load_edges(_read_doc(path), path, ts)
 
-            try:
-                doc = yaml.safe_load(text)
-            except yaml.YAMLError as e:
-                raise TopologyError(f"{path}: neither JSON nor YAML ({e})") from None
+    def _load_edges(self, doc, path, ts: int) -> int:
         edges = doc.get("edges") if isinstance(doc, dict) else None
         if not isinstance(edges, list):
             raise TopologyError(f"{path}: expected a mapping with an 'edges' list")
@@ -264,6 +268,19 @@ class ServiceGraph:
         self.endpoints.update(k.endpoints())
         self.pods.update(k.pod_services())
         return n
+
+
+def _read_doc(path: str | Path):
+    text = Path(path).read_text()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        import yaml
+
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise TopologyError(f"{path}: neither JSON nor YAML ({e})") from None
 
 
 # -- Kubernetes objects --------------------------------------------------------------------------
