@@ -86,6 +86,18 @@ class Settings:
     incident_lateness_seconds: float = 30.0
     incident_gap_seconds: float = 900.0
     topology_files: tuple = ()  # Kubernetes object lists (kubectl get -o json) or declared-edge files
+    # the API (opscopilot serve): bind address, per-token rate limit, request size, SSE buffers
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    api_rate_per_s: float = 50.0
+    api_burst: int = 100
+    api_max_body_bytes: int = 64 * 1024
+    sse_buffer: int = 256  # events queued per SSE client before it is dropped as too slow
+    sse_heartbeat_s: float = 15.0
+    # optional OIDC: JWTs signed by a key of this JWKS (URL or file), with issuer and audience
+    oidc_jwks: str = ""
+    oidc_issuer: str = ""
+    oidc_audience: str = ""
 
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None, **overrides: Any) -> "Settings":
@@ -118,6 +130,16 @@ class Settings:
             incident_lateness_seconds=_env_float(env, "OPSCOPILOT_INCIDENT_LATENESS_SECONDS", 30.0, 0.0),
             incident_gap_seconds=_env_float(env, "OPSCOPILOT_INCIDENT_GAP_SECONDS", 900.0, 10.0),
             topology_files=tuple(p for p in (env.get("OPSCOPILOT_TOPOLOGY") or "").split(",") if p),
+            api_host=env.get("OPSCOPILOT_API_HOST", "127.0.0.1"),
+            api_port=_env_int(env, "OPSCOPILOT_API_PORT", 8080, 0),
+            api_rate_per_s=_env_float(env, "OPSCOPILOT_API_RATE", 50.0, 0.1),
+            api_burst=_env_int(env, "OPSCOPILOT_API_BURST", 100, 1),
+            api_max_body_bytes=_env_int(env, "OPSCOPILOT_API_MAX_BODY_BYTES", 64 * 1024, 256),
+            sse_buffer=_env_int(env, "OPSCOPILOT_SSE_BUFFER", 256, 1),
+            sse_heartbeat_s=_env_float(env, "OPSCOPILOT_SSE_HEARTBEAT_SECONDS", 15.0, 0.1),
+            oidc_jwks=env.get("OPSCOPILOT_OIDC_JWKS", ""),
+            oidc_issuer=env.get("OPSCOPILOT_OIDC_ISSUER", ""),
+            oidc_audience=env.get("OPSCOPILOT_OIDC_AUDIENCE", ""),
         )
         s = s.with_overrides(**overrides)
         s.validate()

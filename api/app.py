@@ -1,0 +1,93 @@
+"""The FastAPI app: routers, request hygiene, problem details, the SSE hub, the web page."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from importlib import resources
+from typing import Optional
+
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+
+from api import problems
+from api.metrics import ApiMetrics
+from api.middleware import RequestMiddleware
+from api.routers import health, incidents, logs, signals, tokens, topology
+from api.security import Authenticator, RateLimiter
+from api.sse import TimelineHub
+from api.state import ApiState
+from sinks.clickhouse import ClickHouseStore
+from sinks.postgres_api import ApiDatabase
+
+log = logging.getLogger(__name__)
+PUBLIC_PATHS = ("/", "/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")
+
+
+def _required_role(route) -> Optional[str]:
+    """The role a route declared through ``Depends(require(ROLE))``, if any."""
+    stack = list(getattr(route, "dependant", None).dependencies) if hasattr(route, "dependant") else []
+    while stack:
+        dep = stack.pop()
+        role = getattr(dep.call, "required_role", None)
+        if role:
+            return role
+        stack.extend(dep.dependencies)
+    return None
+
+
+def create_app(settings, postgres_url: str, store: Optional[ClickHouseStore] = None) -> FastAPI:
+    """The API over the incident store at ``postgres_url`` and (optionally) a ClickHouse store."""
+    db = ApiDatabase(postgres_url)
+    metrics = ApiMetrics(lambda: store)
+    st = ApiState(settings=settings, db=db, store=store,
+                  auth=Authenticator(db, settings.oidc_jwks, settings.oidc_issuer, settings.oidc_audience),
+                  limiter=RateLimiter(settings.api_rate_per_s, settings.api_burst), metrics=metrics)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        db.open()
+        st.hub = TimelineHub(postgres_url, db.timeline_entries, metrics, settings.sse_buffer)
+        await st.hub.start()
+        try:
+            yield
+        finally:
+            await st.hub.stop()
+            db.close()
+
+    app = FastAPI(title="opscopilot", version="0.1.0", lifespan=lifespan,
+                  description="Incidents, their timelines (JSON and live SSE), anomalies, log clusters, changes, "
+                              "topology and blast radius, and series for charts. Every route under /v1 needs "
+                              "`Authorization: Bearer <token>`; its role is in `x-required-role`. Errors are "
+                              "RFC 9457 problem details.")
+    app.state.api = st
+    problems.install(app)
+    for r in (health, incidents, signals, logs, topology, tokens):
+        app.include_router(r.router)
+    for route in app.routes:
+        role = _required_role(route)
+        if role:
+            route.openapi_extra = {**(route.openapi_extra or {}), "x-required-role": role}
+            route.responses = {**route.responses,
+                               401: {"model": problems_model(), "description": "no or bad credential"},
+                               403: {"model": problems_model(), "description": f"needs the {role} role"},
+                               422: {"model": problems_model(), "description": "invalid request"},
+                               429: {"model": problems_model(), "description": "rate limited (Retry-After)"}}
+
+    static = resources.files("api").joinpath("static")
+    app.mount("/static", StaticFiles(directory=str(static)), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def index() -> HTMLResponse:
+        return HTMLResponse(static.joinpath("index.html").read_text(),
+                            headers={"Cache-Control": "no-cache"})
+
+    app.add_middleware(RequestMiddleware, max_body_bytes=settings.api_max_body_bytes, metrics=metrics)
+    return app
+
+
+def problems_model():
+    from api.models import Problem
+
+    return Problem
