@@ -27,7 +27,7 @@ PUBLIC_PATHS = ("/", "/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/
 
 def _required_role(route) -> Optional[str]:
     """The role a route declared through ``Depends(require(ROLE))``, if any."""
-    stack = list(getattr(route, "dependant", None).dependencies) if hasattr(route, "dependant") else []
+    stack = list(route.dependant.dependencies) if hasattr(route, "dependant") else []
     while stack:
         dep = stack.pop()
         role = getattr(dep.call, "required_role", None)
@@ -63,17 +63,16 @@ def create_app(settings, postgres_url: str, store: Optional[ClickHouseStore] = N
                               "RFC 9457 problem details.")
     app.state.api = st
     problems.install(app)
-    for r in (health, incidents, signals, logs, topology, tokens):
-        app.include_router(r.router)
-    for route in app.routes:
-        role = _required_role(route)
-        if role:
-            route.openapi_extra = {**(route.openapi_extra or {}), "x-required-role": role}
-            route.responses = {**route.responses,
-                               401: {"model": problems_model(), "description": "no or bad credential"},
-                               403: {"model": problems_model(), "description": f"needs the {role} role"},
-                               422: {"model": problems_model(), "description": "invalid request"},
-                               429: {"model": problems_model(), "description": "rate limited (Retry-After)"}}
+    roles = []
+    for module in (health, incidents, signals, logs, topology, tokens):
+        for route in module.router.routes:
+            role = _required_role(route)
+            roles += [(m, route.path, role) for m in sorted(route.methods)]
+            if role:
+                route.openapi_extra = {**(route.openapi_extra or {}), "x-required-role": role}
+                route.responses = {**route.responses, **_problems(role)}
+        app.include_router(module.router)
+    app.state.route_roles = sorted(roles, key=lambda x: (x[1], x[0]))
 
     static = resources.files("api").joinpath("static")
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
@@ -87,7 +86,12 @@ def create_app(settings, postgres_url: str, store: Optional[ClickHouseStore] = N
     return app
 
 
-def problems_model():
+def _problems(role: str) -> dict:
     from api.models import Problem
 
-    return Problem
+    ref = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    return {code: {"model": Problem, "content": ref, "description": why} for code, why in (
+        (401, "no or bad credential"), (403, f"needs the {role} role, or another tenant's credential"),
+        (404, "not found (or another tenant's)"), (413, "request body too large"),
+        (422, "invalid request (problem details with the errors)"), (429, "rate limited: see Retry-After"),
+        (503, "a store is unavailable"))}

@@ -21,6 +21,19 @@ class _TooLarge(Exception):
     pass
 
 
+def receive_limited_or_flag(receive_limited, status):
+    """Marks the request as too large (the app's own error about the cut body is replaced)."""
+
+    async def receive():
+        try:
+            return await receive_limited()
+        except _TooLarge:
+            status["too_large"] = True
+            raise
+
+    return receive
+
+
 class RequestMiddleware:
     def __init__(self, app, *, max_body_bytes: int, metrics) -> None:
         self.app = app
@@ -41,14 +54,22 @@ class RequestMiddleware:
             rid = uuid.uuid4().hex
         token = request_id_var.set(rid)
         t0 = time.perf_counter()
-        status = {"code": 500, "started": False}
+        status = {"code": 500, "started": False, "too_large": False}
 
         async def send_wrapped(message):
+            if status["too_large"]:  # the app answered a body cut short: answer 413 instead
+                if message["type"] == "http.response.start" and not status["started"]:
+                    status["started"] = True
+                    status["code"] = 413
+                    await self._too_large(scope, send_raw)
+                return
+            await send_raw(message)
+
+        async def send_raw(message):
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
                 status["started"] = True
-                message.setdefault("headers", [])
-                message["headers"] = list(message["headers"]) + [(b"x-request-id", rid.encode())]
+                message["headers"] = list(message.get("headers", [])) + [(b"x-request-id", rid.encode())]
             await send(message)
 
         seen = 0
@@ -64,13 +85,14 @@ class RequestMiddleware:
 
         try:
             if length is not None and (not length.isdigit() or int(length) > self.max_body):
-                await self._too_large(scope, send_wrapped)
+                await self._too_large(scope, send_raw)
             else:
                 try:
-                    await self.app(scope, receive_limited, send_wrapped)
+                    await self.app(scope, receive_limited_or_flag(receive_limited, status), send_wrapped)
                 except _TooLarge:
-                    if not status["started"]:
-                        await self._too_large(scope, send_wrapped)
+                    pass
+                if status["too_large"] and not status["started"]:
+                    await self._too_large(scope, send_raw)
         finally:
             elapsed = time.perf_counter() - t0
             route = scope.get("route")

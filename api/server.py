@@ -54,6 +54,10 @@ class BackgroundServer:
     def port(self) -> int:
         return self.server.servers[0].sockets[0].getsockname()[1]
 
+    @property
+    def url(self) -> str:
+        return f"http://{self.server.config.host}:{self.port}/"
+
     def start(self, timeout: float = 30.0) -> "BackgroundServer":
         self.thread.start()
         deadline = time.monotonic() + timeout

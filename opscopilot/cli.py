@@ -200,19 +200,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
     settings.data_root.mkdir(parents=True, exist_ok=True)
     print(f"[demo] data root {settings.data_root}", file=sys.stderr)
     pg_store, embedded = open_postgres(settings.postgres_url, settings.data_root)
+    api = None
     try:
         print(f"[demo] Postgres ready ({'embedded' if embedded else 'server'}), migrations applied",
               file=sys.stderr)
+        speed = args.speed if args.speed else (None if args.no_serve else 60.0)
+        if not args.no_serve:
+            api = _demo_serve(settings, pg_store, args)
         gold = None
         if args.sample:
-            inp = IngestInput(replay_paths=[str(args.sample)])
+            inp = IngestInput(replay_paths=[str(args.sample)], speed=speed)
         else:
             from simulator.suite import get
 
             run = get(args.scenario).build()
             gold = run.gold
-            inp = IngestInput(simulation=run)
-            print(f"[demo] streaming the simulated scenario {args.scenario!r}", file=sys.stderr)
+            inp = IngestInput(simulation=run, speed=speed)
+            print(f"[demo] streaming the simulated scenario {args.scenario!r}"
+                  + (f" at {speed:g}x real time" if speed else ""), file=sys.stderr)
         summary, store = execute(settings, inp, args, "demo")
         tenants = [r[0] for r in store.query("SELECT DISTINCT tenant FROM {db}.signals ORDER BY tenant")]
         for t in tenants:
@@ -230,10 +235,35 @@ def cmd_demo(args: argparse.Namespace) -> int:
             _demo_incidents(pg_store, t, gold)
         if summary["interrupted"]:
             return 130
+        if api is not None and not args.exit_after_job:
+            from sources.control import STOP
+
+            print(f"\n[demo] the job is done; still serving the incident room at {api.url} "
+                  "(Ctrl-C to stop)", file=sys.stderr)
+            _install_stop_handlers()
+            while not STOP.wait(0.5):
+                pass
     finally:
+        if api is not None:
+            api.stop()
         if embedded is not None:
             embedded.stop()
     return 0
+
+
+def _demo_serve(settings: Settings, pg_store, args: argparse.Namespace):
+    """The API and the incident room beside the job (one process: one chdb engine), and a
+    token to open them with."""
+    from flows.ingest import default_store_factory
+    from opscopilot.cli_api import make_token, start_background_api
+
+    store = default_store_factory(settings)()
+    secret = make_token(pg_store, settings.default_tenant, "admin", "demo", by="demo")
+    host = args.host or settings.api_host
+    api = start_background_api(settings, pg_store, store, host, settings.api_port if args.port is None else args.port)
+    print(f"\n  incident room:  {api.url}#token={secret}\n  API docs:       {api.url}docs\n"
+          f"  token (tenant {settings.default_tenant}, admin; shown once): {secret}\n", flush=True)
+    return api
 
 
 def _demo_similar(store, pg_store, gold: dict) -> None:
@@ -667,13 +697,20 @@ def build_parser() -> argparse.ArgumentParser:
     rp.set_defaults(func=cmd_replay)
 
     d = sub.add_parser("demo", help="run the main job on the embedded defaults over a simulated incident",
-                       description="Start embedded Postgres and ClickHouse (chdb) under the data dir, stream a "
-                                   "simulated incident scenario (or --sample FILE) through the ingest job and "
-                                   "print a summary.")
+                       description="Start embedded Postgres and ClickHouse (chdb) under the data dir, serve the "
+                                   "API and the web incident room on 127.0.0.1 (URL and token printed), stream a "
+                                   "simulated incident scenario (or --sample FILE) through the stream job paced in "
+                                   "accelerated real time, print a summary, and keep serving until Ctrl-C.")
     d.add_argument("--scenario", default="db-outage",
                    help="simulated scenario to stream (default db-outage; see `opscopilot simulate --list`)")
     d.add_argument("--sample", type=Path, nargs="?", const=SAMPLE,
                    help="ingest a JSONL file instead (no value: the bundled sample with bad records)")
+    d.add_argument("--speed", type=float, help="pace by event time at N x real time (default 60 while serving, "
+                                               "as fast as possible with --no-serve)")
+    d.add_argument("--no-serve", action="store_true", help="no API or incident room: run the job and print")
+    d.add_argument("--exit-after-job", action="store_true", help="stop serving when the job ends")
+    d.add_argument("--host", help="API bind address (OPSCOPILOT_API_HOST, default 127.0.0.1)")
+    d.add_argument("--port", type=int, help="API port (OPSCOPILOT_API_PORT, default 8080; a free one if taken)")
     _add_backend_flags(d)
     _add_run_flags(d)
     d.set_defaults(func=cmd_demo)
@@ -772,6 +809,10 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--top", type=int, default=10, help="dead-letter reasons to list (default 10)")
     _add_backend_flags(st)
     st.set_defaults(func=cmd_stats)
+
+    from opscopilot.cli_api import add_parsers
+
+    add_parsers(sub, _add_backend_flags, _settings)
 
     b = sub.add_parser("bench", help="benchmarks: opscopilot bench ingest [--json FILE] [--quick]",
                        description="Run a benchmark suite and print ours beside the baseline, with ratios.")

@@ -33,6 +33,9 @@ _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # one chdb engine per process: clients for the same path are shared
 _CHDB_CLIENTS: dict[str, Any] = {}
 _CHDB_LOCK = threading.Lock()
+# one lock per client: stores sharing a chdb engine (the stream job and the API in one process)
+# take turns on it
+_CLIENT_LOCKS: dict[int, threading.Lock] = {}
 _INSERT_SETTINGS = {"max_partitions_per_insert_block": 1000}
 # cluster id -> the cluster it now resolves to (only ids that became aliases), for {t:String}
 _ALIASES = ("SELECT cluster_id, argMax(alias_of, updated_at) AS alias_of FROM {db}.log_templates "
@@ -124,7 +127,8 @@ class ClickHouseStore:
         self.retries = retries
         self.backoff_s = backoff_s
         self.client = connect(url)
-        self._lock = threading.Lock()
+        with _CHDB_LOCK:
+            self._lock = _CLIENT_LOCKS.setdefault(id(self.client), threading.Lock())
 
     def __repr__(self) -> str:
         return f"ClickHouseStore({redact_url(self.url)!r}, database={self.db!r})"

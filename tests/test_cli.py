@@ -41,7 +41,7 @@ def test_settings_from_env_and_redaction():
 
 
 def test_demo_streams_a_simulated_incident(tmp_path):
-    p = run_cli(["demo", "--data-dir", str(tmp_path), "--progress", "0"], timeout=300)
+    p = run_cli(["demo", "--no-serve", "--data-dir", str(tmp_path), "--progress", "0"], timeout=300)
     assert "dependency_outage on" in p.stdout and "0 dead letters" in p.stdout
     assert "->" in p.stdout  # error-rate rollups before -> during the fault
     assert "anomalies detected online during the fault" in p.stdout and "after the fault began" in p.stdout
@@ -51,7 +51,7 @@ def test_demo_streams_a_simulated_incident(tmp_path):
 
 
 def test_anomalies_command_lists_what_the_demo_detected(tmp_path):
-    run_cli(["demo", "--data-dir", str(tmp_path), "--progress", "0"], timeout=300)
+    run_cli(["demo", "--no-serve", "--data-dir", str(tmp_path), "--progress", "0"], timeout=300)
     listed = json.loads(run_cli(["anomalies", "--json", "--since", "1d", "--limit", "500",
                                  "--data-dir", str(tmp_path)]).stdout)
     assert listed and all(a["lower"] <= a["expected"] <= a["upper"] for a in listed)
@@ -92,7 +92,7 @@ def test_anomalies_command_lists_what_the_demo_detected(tmp_path):
 
 
 def test_demo_ingests_the_bundled_sample_and_stops_postgres(tmp_path):
-    p = run_cli(["demo", "--sample", "--data-dir", str(tmp_path), "--progress", "0"], timeout=300)
+    p = run_cli(["demo", "--no-serve", "--sample", "--data-dir", str(tmp_path), "--progress", "0"], timeout=300)
     assert "store now holds 19,950 signals" in p.stdout
     assert "50 dead letters" in p.stdout
     assert "tenants registered in Postgres: default" in p.stdout

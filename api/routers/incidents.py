@@ -152,7 +152,7 @@ def blast_radius(incident_id: str, p: Principal = Depends(require("viewer")), st
             hit = set(inc["services"]) | {r["service"] for r in inc["blast_radius"]} | {x.service for x in predicted}
             if root:
                 hit.add(root)
-            g = graph.at(until)
+            g = graph.at(min(until, max(e[0] for e in graph_events)))
             edges = [Edge(caller=a, callee=b, weight=d["weight"], sources=sorted(d["sources"]))
                      for a, b, d in g.edges(data=True) if a in hit and b in hit]
     return BlastRadius(incident_id=inc["id"], root_service=inc["root_service"],
