@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -47,6 +48,10 @@ def create_app(settings, postgres_url: str, store: Optional[ClickHouseStore] = N
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        # everything loaded so far (the engines, the libraries) lives as long as the process:
+        # keep it out of the collector's full passes, which otherwise stall requests ~90 ms
+        gc.collect()
+        gc.freeze()
         db.open()
         st.hub = TimelineHub(postgres_url, db.timeline_entries, metrics, settings.sse_buffer)
         await st.hub.start()
@@ -91,7 +96,7 @@ def _problems(role: str) -> dict:
 
     ref = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
     return {code: {"model": Problem, "content": ref, "description": why} for code, why in (
-        (401, "no or bad credential"), (403, f"needs the {role} role, or another tenant's credential"),
+        (400, "a body that is not JSON"), (401, "no or bad credential"), (403, f"needs the {role} role, or another tenant's credential"),
         (404, "not found (or another tenant's)"), (413, "request body too large"),
         (422, "invalid request (problem details with the errors)"), (429, "rate limited: see Retry-After"),
         (503, "a store is unavailable"))}

@@ -817,12 +817,14 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="benchmarks: opscopilot bench ingest [--json FILE] [--quick]",
                        description="Run a benchmark suite and print ours beside the baseline, with ratios.")
     b.add_argument("suite", choices=["ingest", "gold", "nab", "loghub", "petshop", "simulate", "detect", "logs",
-                                     "incidents"],
+                                     "incidents", "api"],
                    help="ingest: throughput; gold: stages on the simulated suite; nab, loghub, petshop: real data; "
                         "detect: anomaly detection speed; logs: log clustering end to end and novel errors; "
-                        "incidents: change tagging delay inside the stream job under ingest load")
+                        "incidents: change tagging delay inside the stream job under ingest load; api: list/timeline "
+                        "latency at 200 requests/s and SSE delivery latency to 100 clients")
     b.add_argument("--n", type=int, help="signals to generate (ingest, incidents: default 1,000,000, --quick 100,000; "
-                                         "logs: log lines, default 300,000, --quick 50,000)")
+                                         "logs: log lines, default 300,000, --quick 50,000; api: incidents "
+                                         "seeded, default 2,000, --quick 300)")
     b.add_argument("--data", type=Path, help="replay this JSONL file instead of generated signals")
     b.add_argument("--json", dest="json_out", type=Path, help="write the figures as one flat JSON object")
     b.add_argument("--quick", action="store_true", help="small run for CI")

@@ -107,8 +107,9 @@ class ApiDatabase:
     def tenant(self, tenant_id: str) -> Iterator[psycopg.Connection]:
         """A connection in a transaction as ``opscopilot_app``, scoped to ``tenant_id`` by RLS."""
         with self._conn() as conn:
-            conn.execute(f"SET LOCAL ROLE {APP_ROLE}")
-            conn.execute("SELECT set_config('app.tenant', %s, true)", (tenant_id,))
+            # one round trip: SET LOCAL ROLE and the tenant, both transaction-local
+            conn.execute("SELECT set_config('role', %s, true), set_config('app.tenant', %s, true)",
+                         (APP_ROLE, tenant_id))
             yield conn
 
     def ping(self) -> bool:
@@ -119,7 +120,7 @@ class ApiDatabase:
     def lookup_token(self, token: str) -> Optional[dict[str, Any]]:
         """The live token with this secret: ``token_id``, ``tenant_id``, ``role``, ``name``."""
         with self._conn() as conn, conn.cursor(row_factory=dict_row) as cur:
-            cur.execute(f"SET LOCAL ROLE {APP_ROLE}")
+            cur.execute("SELECT set_config('role', %s, true)", (APP_ROLE,))
             cur.execute("SELECT token_id::text AS token_id, tenant_id, role, name"
                         " FROM api_token_lookup(%s)", (hash_token(token),))
             return cur.fetchone()

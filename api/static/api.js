@@ -93,7 +93,7 @@ export async function api(path, { method = "GET", body, query, signal } = {}) {
  * Reconnects with exponential backoff, sending Last-Event-ID (the last id received).
  * Returns {close()}.
  */
-export function stream(path, { onEvent, onState = () => {}, lastEventId = null, query } = {}) {
+export function stream(path, { onEvent, onState = () => {}, lastEventId = null } = {}) {
   let closed = false;
   let ctrl = null;
   let lastId = lastEventId;
@@ -103,15 +103,11 @@ export function stream(path, { onEvent, onState = () => {}, lastEventId = null, 
     ctrl = new AbortController();
     const extra = { Accept: "text/event-stream" };
     if (lastId !== null && lastId !== undefined) extra["Last-Event-ID"] = String(lastId);
-    let url = path;
-    if (query && lastId === null) url += "?" + new URLSearchParams(query).toString();
-    const res = await fetch(url, { headers: headers(extra), signal: ctrl.signal, cache: "no-store" });
+    const res = await fetch(path, { headers: headers(extra), signal: ctrl.signal, cache: "no-store" });
     if (!res.ok) {
       const err = await problemOf(res);
-      if (res.status === 401) {
-        unauthorizedHandler(err);
-        closed = true;
-      }
+      if (res.status === 401) unauthorizedHandler(err);
+      if ([401, 403, 404].includes(res.status)) closed = true; // retrying cannot help
       throw err;
     }
     onState("live");

@@ -1,9 +1,9 @@
 // The incident room: sign-in (token from #token=..., kept in sessionStorage), the header,
 // the tenant-wide live stream that keeps the list fresh, routing (#/incident/ID), declaring.
 
-import { api, clearToken, can, getToken, initToken, onUnauthorized, setToken, stream } from "./api.js";
+import { api, clearToken, can, initToken, onUnauthorized, setToken, stream } from "./api.js";
 import { closeIncident, currentIncidentId, openIncident, renderNothingSelected, rerenderCharts } from "./incident.js";
-import { bindListControls, list, loadList, refreshListSoon, renderList, setSelected } from "./list.js";
+import { bindListControls, list, loadList, refreshListSoon, setSelected } from "./list.js";
 import { liveIndicator, session, setBusy, toast, toastError } from "./ui.js";
 import { $, clear, debounce, h, refreshRelativeTimes } from "./util.js";
 
@@ -61,11 +61,14 @@ function bindSignIn() {
   });
   $("#signout").addEventListener("click", () => {
     clearToken();
+    session.me = null;
     showSignIn();
   });
   onUnauthorized((err) => {
     clearToken();
-    showSignIn(`Signed out: ${err.detail || "the token was rejected"}`);
+    const why = err.detail || "the token was rejected";
+    showSignIn(session.me ? `Signed out: ${why}` : `Could not sign in: ${why}`);
+    session.me = null;
   });
 }
 
@@ -183,7 +186,10 @@ async function boot() {
   bindSignIn();
   bindListControls();
   bindDeclare();
-  list.onSelect = (id) => { location.hash = `#/incident/${id}`; };
+  list.onLoaded = () => {
+    // nothing open: keep the placeholder's wording in step with the list
+    if (session.me && !routeId() && !currentIncidentId()) renderNothingSelected(list.items.length > 0);
+  };
   window.addEventListener("hashchange", () => { if (session.me) route(); });
   window.addEventListener("resize", debounce(rerenderCharts, 200));
   setInterval(() => refreshRelativeTimes(), 30_000);
@@ -209,5 +215,4 @@ async function boot() {
   }
 }
 
-export const _debug = { currentIncidentId, renderList };
 boot();

@@ -104,10 +104,15 @@ export function renderBlastRadius(el, data, { onSelect, selected = new Set() } =
   const cs = getComputedStyle(el);
   const avail = Math.max(320, (el.clientWidth || 600) - parseFloat(cs.paddingLeft || 0) - parseFloat(cs.paddingRight || 0));
   // node width: as wide as a long name needs, narrower when many columns must fit
-  const W = Math.round(Math.max(108, Math.min(150, (avail - 2 * PAD - (cols.length - 1) * 34) / cols.length)));
+  // node width: what the longest name needs (within bounds); the whole graph is scaled down
+  // (to no less than 70%) when it is wider than its box, then scrolls
+  const longest = Math.max(...[...nodes.keys()].map((n) => n.length));
+  const W = Math.round(Math.max(104, Math.min(156, 22 + longest * 6.7)));
   const maxChars = Math.floor((W - 22) / 6.6);
-  const gapX = cols.length > 1 ? Math.max(26, Math.min(110, (avail - 2 * PAD - cols.length * W) / (cols.length - 1))) : 0;
-  const width = Math.max(avail, 2 * PAD + cols.length * W + (cols.length - 1) * gapX);
+  const gapX = cols.length > 1 ? Math.max(30, Math.min(110, (avail - 2 * PAD - cols.length * W) / (cols.length - 1))) : 0;
+  const natural = 2 * PAD + cols.length * W + (cols.length - 1) * gapX;
+  const scale = natural > avail ? Math.max(0.7, avail / natural) : 1;
+  const width = Math.max(avail / scale, natural);
   const height = 2 * PAD + rows * NH + (rows - 1) * GAP_Y;
   const usedW = cols.length * W + (cols.length - 1) * gapX;
   const x0 = (width - usedW) / 2;
@@ -117,7 +122,8 @@ export function renderBlastRadius(el, data, { onSelect, selected = new Set() } =
     col.forEach((n, i) => at.set(n, { x: x0 + k * (W + gapX), y: top + i * (NH + GAP_Y) }));
   });
 
-  const svg = s("svg", { class: "graph-svg", width, height, viewBox: `0 0 ${width} ${height}`, role: "img",
+  const svg = s("svg", { class: "graph-svg", width: Math.floor(width * scale), height: Math.ceil(height * scale),
+                         viewBox: `0 0 ${width} ${height}`, role: "img",
                          "aria-label": "blast radius graph" });
   svg.append(s("defs", {},
     ...["edge", "hot"].map((k) => s("marker", { id: `arrow-${k}`, viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 8,
@@ -153,6 +159,7 @@ export function renderBlastRadius(el, data, { onSelect, selected = new Set() } =
   svg.append(eg);
 
   const tip = h("div", { class: "graph-tip", hidden: true });
+  const scroller = h("div", { class: "graph-scroll" }, svg);
   const ng = s("g", { class: "nodes" });
   for (const [name, n] of nodes) {
     const p = at.get(name);
@@ -177,9 +184,9 @@ export function renderBlastRadius(el, data, { onSelect, selected = new Set() } =
       if (onSelect) lines.push(h("div", { class: "muted hint" }, selected.has(name) ? "charted" : "click to chart"));
       clear(tip, lines);
       tip.hidden = false;
-      const left = p.x + W + 8 + 220 > width ? p.x - 8 - 220 : p.x + W + 8;
-      tip.style.left = `${Math.max(0, left)}px`;
-      tip.style.top = `${p.y}px`;
+      const left = (p.x + W + 8 + 220 / scale > width ? p.x - 8 - 220 / scale : p.x + W + 8) * scale;
+      tip.style.left = `${parseFloat(cs.paddingLeft || 0) + Math.max(0, left - scroller.scrollLeft)}px`;
+      tip.style.top = `${parseFloat(cs.paddingTop || 0) + p.y * scale}px`;
     });
     g.addEventListener("mouseleave", () => { tip.hidden = true; });
     if (onSelect) {
@@ -189,5 +196,6 @@ export function renderBlastRadius(el, data, { onSelect, selected = new Set() } =
     ng.append(g);
   }
   svg.append(ng);
-  clear(el, h("div", { class: "graph-scroll" }, svg), tip);
+  clear(el, scroller, tip);
+  scroller.scrollLeft = scroller.scrollWidth; // the root is on the right
 }

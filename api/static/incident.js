@@ -166,7 +166,7 @@ function renderHead() {
   const { inc } = cur;
   const open = ms(inc.opened_at);
   const sym = ms(inc.last_symptom_at);
-  const end = inc.status === "resolved" && inc.resolved_at ? cur.win.span[1] : sym || null;
+  const end = inc.status === "resolved" && inc.resolved_at ? windowOf(inc).span[1] : sym || null;
   const seg = h("div", { class: "seg status-seg", role: "group", "aria-label": "set status" },
     STATUSES.map(([st, label]) => {
       const b = h("button", {
@@ -242,7 +242,8 @@ function renderSuspects() {
   }
   const scale = Math.max(0.5, ...list.flatMap((x) => Object.values(x.parts || {}).map(Math.abs)));
   const onset = ms(inc.opened_at);
-  clear(box, list.map((x, i) => {
+  clear(box, h("div", { class: "sus-legend muted" }, "Likelihood that the change caused it; its parts in log-odds: ",
+    h("span", { class: "pos-txt" }, "■ toward"), " ", h("span", { class: "neg-txt" }, "■ away")), list.map((x, i) => {
     const chg = cur.changesBy.get(x.change_id);
     const tagged = x.change_id === inc.tag_change_id;
     const before = onset - x.ts;
@@ -265,7 +266,8 @@ function renderSuspects() {
         chg?.link && /^https?:\/\//.test(chg.link) ? h("a", { href: chg.link, target: "_blank", rel: "noopener noreferrer" }, "link ↗") : null),
       h("div", { class: "sus-why" },
         h("details", { class: "why", open: i === 0 ? true : null },
-          h("summary", {}, `Why: ${nparts} part${nparts === 1 ? "" : "s"}`, h("span", { class: "muted" }, " (log-odds; + toward, − away)")),
+          h("summary", { title: "the likelihood's parts, in log-odds: red pushes toward this change as the cause, blue away" },
+            `Why: ${nparts} part${nparts === 1 ? "" : "s"}`),
           partsList(x.parts, scale)),
         confirm));
   }),
@@ -609,8 +611,8 @@ async function loadCharts() {
           const mine = anomalies.filter((a) => a.name === metric);
           const plot = h("div", { class: "chart", "data-service": service, "data-metric": metric });
           clear(cardEl, chartTitle(service, metric, [
-            mine.length ? h("span", { class: "anom-count", title: "anomalous points in this window" }, `${mine.length} anomal${mine.length === 1 ? "y" : "ies"}`) : null,
-            h("span", { class: "muted", title: "peak in this window" }, `peak ${fmtValue(peak, unit)}`)]), plot);
+            mine.length ? h("span", { class: "anom-count", title: `${mine.length} anomalous point${mine.length === 1 ? "" : "s"} in this window; peak ${fmtValue(peak, unit)}` },
+              h("i", { class: "dot" }), String(mine.length)) : null]), plot);
           me.charts.push(new TimeChart(plot, {
             id: `${service}-${metric}`.replace(/[^A-Za-z0-9_-]/g, "_"), metric, service, unit, window: [win.lo, win.hi],
             series, anomalies: mine, changes, span: win.span, suspects, tagged: inc.tag_change_id,
@@ -627,11 +629,15 @@ async function loadCharts() {
   }));
 }
 
+const METRIC_LABELS = { error_rate: "error rate", latency_p50_ms: "p50 latency", latency_p95_ms: "p95 latency",
+  latency_p99_ms: "p99 latency", request_rate: "requests", cpu_utilization: "cpu", memory_mb: "memory" };
+const metricLabel = (m) => METRIC_LABELS[m] || m;
+
 function chartTitle(service, metric, extra = []) {
   const isRoot = cur && service === rootOf(cur.inc);
   return h("div", { class: "chart-title" },
     h("span", { class: "svc" }, isRoot ? h("span", { class: "root-dot", title: "root service" }) : null, service),
-    metric ? h("span", { class: "metric", title: metric }, metric) : null, h("span", { class: "spacer" }),
+    metric ? h("span", { class: "metric", title: metric }, metricLabel(metric)) : null, h("span", { class: "spacer" }),
     extra.length ? h("span", { class: "chart-stats" }, extra) : null);
 }
 

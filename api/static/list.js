@@ -16,7 +16,7 @@ export const list = {
   selected: null,
   loaded: false,
   flash: new Set(), // ids to highlight on the next render
-  onSelect: () => {},
+  onLoaded: () => {},
 };
 
 const PAGE = 50;
@@ -55,6 +55,7 @@ export async function loadList({ more = false, quiet = false } = {}) {
     if (my === seq) {
       list.loading = false;
       renderList();
+      list.onLoaded();
     }
   }
 }
