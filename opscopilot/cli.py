@@ -275,7 +275,11 @@ def _demo_similar(store, pg_store, gold: dict) -> None:
         return
     first = novel[0]
     print(f"\n  templates most like {first['template']!r} (embeddings, pgvector):")
-    for r in similar_templates(pg_store, first["tenant"], cluster_id=first["cluster_id"], limit=3):
+    try:
+        rows = similar_templates(pg_store, first["tenant"], cluster_id=first["cluster_id"], limit=3)
+    except KeyError:  # its cluster was generalized into another since: search by its text
+        rows = similar_templates(pg_store, first["tenant"], text=first["template"], limit=3)
+    for r in rows:
         print(f"    {r['similarity']:.2f}  {r['template'][:100]}")
 
 
@@ -701,8 +705,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "API and the web incident room on 127.0.0.1 (URL and token printed), stream a "
                                    "simulated incident scenario (or --sample FILE) through the stream job paced in "
                                    "accelerated real time, print a summary, and keep serving until Ctrl-C.")
-    d.add_argument("--scenario", default="db-outage",
-                   help="simulated scenario to stream (default db-outage; see `opscopilot simulate --list`)")
+    d.add_argument("--scenario", default="misconfiguration",
+                   help="simulated scenario to stream (default misconfiguration: a config change takes down a "
+                        "service and its callers; see `opscopilot simulate --list`)")
     d.add_argument("--sample", type=Path, nargs="?", const=SAMPLE,
                    help="ingest a JSONL file instead (no value: the bundled sample with bad records)")
     d.add_argument("--speed", type=float, help="pace by event time at N x real time (default 60 while serving, "

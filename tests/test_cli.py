@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -41,7 +42,7 @@ def test_settings_from_env_and_redaction():
 
 
 def test_demo_streams_a_simulated_incident(tmp_path):
-    p = run_cli(["demo", "--no-serve", "--data-dir", str(tmp_path), "--progress", "0"], timeout=300)
+    p = run_cli(["demo", "--no-serve", "--scenario", "db-outage", "--data-dir", str(tmp_path), "--progress", "0"], timeout=300)
     assert "dependency_outage on" in p.stdout and "0 dead letters" in p.stdout
     assert "->" in p.stdout  # error-rate rollups before -> during the fault
     assert "anomalies detected online during the fault" in p.stdout and "after the fault began" in p.stdout
@@ -51,7 +52,7 @@ def test_demo_streams_a_simulated_incident(tmp_path):
 
 
 def test_anomalies_command_lists_what_the_demo_detected(tmp_path):
-    run_cli(["demo", "--no-serve", "--data-dir", str(tmp_path), "--progress", "0"], timeout=300)
+    run_cli(["demo", "--no-serve", "--scenario", "db-outage", "--data-dir", str(tmp_path), "--progress", "0"], timeout=300)
     listed = json.loads(run_cli(["anomalies", "--json", "--since", "1d", "--limit", "500",
                                  "--data-dir", str(tmp_path)]).stdout)
     assert listed and all(a["lower"] <= a["expected"] <= a["upper"] for a in listed)
@@ -185,3 +186,61 @@ def test_bench_detect_runs_end_to_end(tmp_path):
     assert res["ratio_to_baseline"] == round(res["points_per_s"] / res["baseline_points_per_s"], 1)
     assert res["anomalies"] > 0 and 0 <= res["latency_p50_s"] <= res["latency_p95_s"] <= res["latency_p99_s"]
     assert res["commit"] and res["machine"]["cores"] >= 1
+
+
+def test_demo_serves_an_incident_that_appears_grows_and_gets_its_change(tmp_path):
+    """`opscopilot demo` as a newcomer sees it: the URL and token printed, then, live over the
+    tenant's SSE stream while the job streams, an incident opens, takes in more services, and
+    gets the culprit change tagged; the list shows it at the end."""
+    import subprocess
+    import sys
+    import threading
+
+    import httpx
+
+    from simulator.suite import get
+    from tests.conftest import ROOT
+
+    fault = get("misconfiguration").build().gold["faults"][0]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "opscopilot.cli", "demo", "--speed", "300", "--exit-after-job",
+                             "--port", "0", "--data-dir", str(tmp_path), "--progress", "0"],
+                            env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        url = token = None
+        for line in proc.stdout:
+            if "incident room:" in line:
+                url, _, token = line.split()[-1].partition("#token=")
+                break
+        assert url and token.startswith("oc_")
+        threading.Thread(target=proc.stdout.read, daemon=True).start()  # keep the pipe drained
+        headers = {"Authorization": f"Bearer {token}"}
+        assert "incident room" in httpx.get(url, timeout=10).text.lower()
+        events, last_list = [], []
+        try:
+            with httpx.stream("GET", url + "v1/stream", headers=headers, params={"after_id": 0},
+                              timeout=httpx.Timeout(10, read=240)) as r:
+                for line in r.iter_lines():
+                    if line.startswith("data:"):
+                        events.append(json.loads(line[5:]))
+                        if events[-1]["kind"] == "tagged":
+                            last_list = httpx.get(url + "v1/incidents", headers=headers, timeout=10).json()["items"]
+        except httpx.HTTPError:
+            pass  # the server stops with the job
+        assert proc.wait(timeout=240) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    kinds = [e["kind"] for e in events]
+    assert kinds[0] in ("opened", "symptom") and "opened" in kinds
+    opened = kinds.index("opened")
+    grouped = [e for e in events[opened:] if e["kind"] == "grouped"]
+    assert grouped, f"no service joined the incident live: {kinds[:40]}"
+    tagged = [e for e in events if e["kind"] == "tagged"]
+    assert tagged and tagged[-1]["data"]["change_id"] == fault["culprit_change_id"]
+    inc = next(i for i in last_list if fault["service"] in i["services"])
+    assert len(inc["services"]) > 1 and inc["tag_change_id"] == fault["culprit_change_id"]
+    ids = [e["id"] for e in events]
+    assert ids == sorted(set(ids))  # each entry once, in order
+    assert not (tmp_path / "pg" / "postmaster.pid").exists()
