@@ -199,18 +199,44 @@ def baseline_list(pg_url: str, tenant: str, seconds: float) -> dict:
             "rate_per_s": round(n / (time.perf_counter() - t0), 1)}
 
 
+class _Writer:
+    """Commits timeline entries on one connection and records when each commit returned."""
+
+    def __init__(self, pg_url: str, tenant: str, incident: str) -> None:
+        import psycopg
+
+        self.conn = psycopg.connect(pg_url, autocommit=False)
+        self.conn.execute("SELECT set_config('app.tenant', %s, false)", (tenant,))
+        self.tenant, self.incident = tenant, incident
+        self.committed: dict[int, float] = {}
+
+    def one(self, body: str) -> None:
+        with self.conn.transaction():
+            eid = self.conn.execute("INSERT INTO incident_timeline (tenant_id, incident_id, kind, body)"
+                                    " VALUES (%s, %s, 'note', %s) RETURNING id",
+                                    (self.tenant, self.incident, body)).fetchone()[0]
+        self.committed[eid] = time.perf_counter()
+
+    async def run(self, n: int, label: str, every_s: float = 0.05) -> None:
+        for i in range(n):
+            await asyncio.to_thread(self.one, f"{label} {i}")
+            await asyncio.sleep(every_s)
+
+
+def _delays(received: list, committed: dict) -> list:
+    return [t - committed[eid] for eid, t in received if eid in committed]
+
+
 async def sse_phase(url: str, token: str, pg_url: str, tenant: str, clients: int, events: int,
                     server_pid: int) -> dict:
     import httpx
 
     from sinks.postgres import PostgresStore
 
-    store = PostgresStore(pg_url)
-    inc = store.create_incident(tenant, "SSE delivery benchmark", severity="high")
-    committed: dict[int, float] = {}
-    received: list[float] = []
+    inc = PostgresStore(pg_url).create_incident(tenant, "SSE delivery benchmark", severity="high")
+    writer = _Writer(pg_url, tenant, inc)
+    received: list = []  # (entry id, time parsed), over all clients
     ready = 0
-    done = asyncio.Event()
     headers = {"Authorization": f"Bearer {token}"}
     limits = httpx.Limits(max_connections=clients + 8)
     rss_before = _rss_mb(server_pid)
@@ -225,71 +251,52 @@ async def sse_phase(url: str, token: str, pg_url: str, tenant: str, clients: int
                 if line.startswith("id:"):
                     ev_id = int(line[3:])
                 elif line == "" and ev_id is not None:
-                    now = time.perf_counter()
-                    if ev_id in committed:
-                        received.append(now - committed[ev_id])
-                    got += 1
-                    ev_id = None
-                    if got >= events:
+                    received.append((ev_id, time.perf_counter()))
+                    got, ev_id = got + 1, None
+                    if got > events:  # the 'declared' entry, then the written ones
                         return
 
-    async def writer():
+    async def write_when_ready():
         while ready < clients:
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.5)
-        for i in range(events):
-            def commit(i=i):
-                eid = store.add_timeline_entry(tenant, inc, "note", f"event {i}")
-                committed[eid] = time.perf_counter()
-            await asyncio.to_thread(commit)
-            await asyncio.sleep(0.05)
-        done.set()
+        await writer.run(events, "event")
 
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=httpx.Timeout(60, read=60)) as http:
         tasks = [asyncio.create_task(client(http)) for _ in range(clients)]
-        w = asyncio.create_task(writer())
-        await asyncio.wait_for(asyncio.gather(*tasks), timeout=60 + events * 0.2)
-        await w
+        await asyncio.wait_for(asyncio.gather(write_when_ready(), *tasks), timeout=60 + events * 0.2)
     rss_after = _rss_mb(server_pid)
+    pushed = _delays(received, writer.committed)
 
-    # baseline: the same clients polling the JSON timeline every second
-    polled: list[float] = []
+    # baseline: the same clients polling the JSON timeline once a second, out of phase
+    polled: list = []
+    start_after = max(writer.committed)
     async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=30) as http:
-        seen: set = set()
-        stop = time.perf_counter() + 10 + events * 0.06
-        last = {k: 0 for k in range(clients)}
+        stop = time.perf_counter() + 3 + events * 0.06
 
-        async def poller(k):
-            await asyncio.sleep(random.random())  # clients poll out of phase
+        async def poller():
+            last = start_after
+            await asyncio.sleep(random.random())
             while time.perf_counter() < stop:
-                r = await http.get(f"/v1/incidents/{inc}/timeline", params={"after_id": last[k]})
+                r = await http.get(f"/v1/incidents/{inc}/timeline", params={"after_id": last})
                 now = time.perf_counter()
                 for e in r.json():
-                    last[k] = e["id"]
-                    if e["id"] in committed2:
-                        polled.append(now - committed2[e["id"]])
-                        seen.add(e["id"])
+                    last = e["id"]
+                    polled.append((e["id"], now))
                 await asyncio.sleep(1.0)
 
-        committed2: dict[int, float] = {}
-
-        async def writer2():
+        async def write_later():
             await asyncio.sleep(1.5)
-            for i in range(events):
-                def commit(i=i):
-                    eid = store.add_timeline_entry(tenant, inc, "note", f"poll {i}")
-                    committed2[eid] = time.perf_counter()
-                await asyncio.to_thread(commit)
-                await asyncio.sleep(0.05)
+            await writer.run(events, "poll")
 
-        for k in range(clients):
-            last[k] = max(committed) if committed else 0
-        await asyncio.gather(writer2(), *(poller(k) for k in range(clients)))
-    return {"sse_clients": clients, "sse_events": events, "sse_deliveries": len(received),
-            "sse_delivery_p50_s": _pct(received, 0.5), "sse_delivery_p95_s": _pct(received, 0.95),
-            "sse_delivery_p99_s": _pct(received, 0.99), "server_rss_mb_before_sse": round(rss_before, 1),
+        await asyncio.gather(write_later(), *(poller() for _ in range(clients)))
+    polled_delays = _delays([p for p in polled if p[0] > start_after], writer.committed)
+    writer.conn.close()
+    return {"sse_clients": clients, "sse_events": events, "sse_deliveries": len(pushed),
+            "sse_delivery_p50_s": _pct(pushed, 0.5), "sse_delivery_p95_s": _pct(pushed, 0.95),
+            "sse_delivery_p99_s": _pct(pushed, 0.99), "server_rss_mb_before_sse": round(rss_before, 1),
             "server_rss_mb_after_sse": round(rss_after, 1),
-            "poll_1s_delivery_p50_s": _pct(polled, 0.5), "poll_1s_delivery_p95_s": _pct(polled, 0.95)}
+            "poll_1s_delivery_p50_s": _pct(polled_delays, 0.5), "poll_1s_delivery_p95_s": _pct(polled_delays, 0.95)}
 
 
 def main(args) -> int:

@@ -40,6 +40,9 @@ _INCIDENT = (
     " last_symptom_at, blast_radius, endpoints"
 )
 _TIMELINE = "id, incident_id::text AS incident_id, at, kind, body, data"
+_FILTERS = {"status": "status = %(status)s", "severity": "severity = %(severity)s",
+            "service": "(service = %(service)s OR %(service)s = ANY(services))",
+            "q": "title ILIKE %(q)s", "since": "opened_at >= %(since)s", "until": "opened_at < %(until)s"}
 
 
 class CursorError(ValueError):
@@ -176,24 +179,13 @@ class ApiDatabase:
         column, desc = SORTS[sort]
         where = ["TRUE"]
         params: dict[str, Any] = {"limit": limit + 1}
-        if status:
-            where.append("status = %(status)s")
-            params["status"] = status
-        if severity:
-            where.append("severity = %(severity)s")
-            params["severity"] = severity
-        if service:
-            where.append("(service = %(service)s OR %(service)s = ANY(services))")
-            params["service"] = service
         if q:
-            where.append("title ILIKE %(q)s")
-            params["q"] = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        if since:
-            where.append("opened_at >= %(since)s")
-            params["since"] = since
-        if until:
-            where.append("opened_at < %(until)s")
-            params["until"] = until
+            q = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        for name, value in (("status", status), ("severity", severity), ("service", service), ("q", q),
+                            ("since", since), ("until", until)):
+            if value:
+                where.append(_FILTERS[name])
+                params[name] = value
         if cursor:
             params["cv"], params["cid"] = _decode_cursor(cursor, sort)
             where.append(f"({column}, id) {'<' if desc else '>'} (%(cv)s, %(cid)s)")

@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
@@ -74,15 +75,24 @@ def seed(store: ClickHouseStore, tenant: str) -> None:
                                          EdgeEvent(T0, "web", "api", "observed", 20.0)])
 
 
-@pytest.fixture(scope="module")
-def api(pg_store, chdb_url):
+@contextmanager
+def seeded_api(pg_store, chdb_url: str, **settings):
+    """A running Api over its own ClickHouse database, seeded, with the rate limit out of the way."""
     store = ClickHouseStore(chdb_url, f"api_{uuid.uuid4().hex[:8]}")
     store.migrate()
-    a = Api(pg_store, store, api_rate_per_s=10_000.0, api_burst=10_000)
-    seed(store, a.a)
-    yield a
-    a.close()
-    store.drop_database()
+    a = Api(pg_store, store, api_rate_per_s=100_000.0, api_burst=100_000, **settings)
+    try:
+        seed(store, a.a)
+        yield a
+    finally:
+        a.close()
+        store.drop_database()
+
+
+@pytest.fixture(scope="module")
+def api(pg_store, chdb_url):
+    with seeded_api(pg_store, chdb_url) as a:
+        yield a
 
 
 # -- every route, every role, a foreign tenant ----------------------------------------------

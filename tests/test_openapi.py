@@ -4,8 +4,6 @@ are left to tests/test_api.py: an endless response is not a schema case)."""
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -13,19 +11,13 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (content_type_conformance,
                                                response_schema_conformance, status_code_conformance)
 
-from sinks.clickhouse import ClickHouseStore
-from tests.test_api import Api, seed
+from tests.test_api import seeded_api
 
 
 @pytest.fixture(scope="module")
 def fuzz_api(pg_store, chdb_url):
-    store = ClickHouseStore(chdb_url, f"oas_{uuid.uuid4().hex[:8]}")
-    store.migrate()
-    a = Api(pg_store, store, api_rate_per_s=100_000.0, api_burst=100_000)
-    seed(store, a.a)
-    yield a
-    a.close()
-    store.drop_database()
+    with seeded_api(pg_store, chdb_url) as a:
+        yield a
 
 
 @pytest.fixture(scope="module")
