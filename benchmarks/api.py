@@ -90,6 +90,8 @@ def seed(pg_url: str, tenant: str, n: int, entries: int = 20) -> list[str]:
                 if i % 500 == 499:
                     conn.commit()
         conn.commit()
+        conn.autocommit = True
+        conn.execute("VACUUM ANALYZE incidents, incident_timeline")  # as autovacuum would, before the run
     return ids
 
 
@@ -205,7 +207,7 @@ class _Writer:
     def __init__(self, pg_url: str, tenant: str, incident: str) -> None:
         import psycopg
 
-        self.conn = psycopg.connect(pg_url, autocommit=False)
+        self.conn = psycopg.connect(pg_url, autocommit=True)  # each entry its own transaction
         self.conn.execute("SELECT set_config('app.tenant', %s, false)", (tenant,))
         self.tenant, self.incident = tenant, incident
         self.committed: dict[int, float] = {}
@@ -253,7 +255,7 @@ async def sse_phase(url: str, token: str, pg_url: str, tenant: str, clients: int
                 elif line == "" and ev_id is not None:
                     received.append((ev_id, time.perf_counter()))
                     got, ev_id = got + 1, None
-                    if got > events:  # the 'declared' entry, then the written ones
+                    if got >= events:
                         return
 
     async def write_when_ready():
@@ -264,7 +266,11 @@ async def sse_phase(url: str, token: str, pg_url: str, tenant: str, clients: int
 
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=httpx.Timeout(60, read=60)) as http:
         tasks = [asyncio.create_task(client(http)) for _ in range(clients)]
-        await asyncio.wait_for(asyncio.gather(write_when_ready(), *tasks), timeout=60 + events * 0.2)
+        try:
+            await asyncio.wait_for(asyncio.gather(write_when_ready(), *tasks), timeout=60 + events * 0.2)
+        except asyncio.TimeoutError:
+            raise RuntimeError(f"SSE phase timed out: {ready} of {clients} clients connected, "
+                               f"{len(writer.committed)} entries written, {len(received)} received") from None
     rss_after = _rss_mb(server_pid)
     pushed = _delays(received, writer.committed)
 
@@ -305,7 +311,7 @@ def main(args) -> int:
 
     n = args.n or (300 if args.quick else 2000)
     seconds = 5.0 if args.quick else 20.0
-    clients = 20 if args.quick else 100
+    clients = int(os.environ.get("OPSCOPILOT_BENCH_SSE_CLIENTS", 20 if args.quick else 100))
     events = 20 if args.quick else 100
     work = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="opscopilot-api-"))
     work.mkdir(parents=True, exist_ok=True)
