@@ -16,7 +16,7 @@ from api.models import (BlastRadius, ConfirmIn, Edge, Incident, IncidentIn, Inci
 from api.problems import ApiError
 from api.security import Principal, require
 from api.sse import events
-from api.state import ApiState, Idempotency, idempotency, once, state
+from api.state import ApiState, Idempotency, fast_json, idempotency, once, state
 from sinks.postgres_api import CursorError
 
 router = APIRouter(prefix="/v1", tags=["incidents"])
@@ -48,7 +48,7 @@ def list_incidents(
                                          severity=severity, service=service, q=q, since=since, until=until)
     except CursorError as exc:
         raise ApiError(422, str(exc)) from None
-    return IncidentPage(items=rows, next_cursor=nxt)
+    return fast_json({"items": rows, "next_cursor": nxt})
 
 
 @router.post("/incidents", response_model=Incident, status_code=201, summary="Declare an incident")
@@ -91,7 +91,7 @@ def confirm(incident_id: str, body: ConfirmIn, request: Request, p: Principal = 
             summary="An incident's timeline, oldest first")
 def timeline(incident_id: str, p: Principal = Depends(require("viewer")), st: ApiState = Depends(state),
              after_id: int = Query(0, ge=0, le=2**62), limit: int = Query(500, ge=1, le=5000)):
-    return _found(st.db.timeline(p.tenant, incident_id, after_id=after_id, limit=limit))
+    return fast_json(_found(st.db.timeline(p.tenant, incident_id, after_id=after_id, limit=limit)))
 
 
 def _encode(row: dict) -> str:
