@@ -41,9 +41,10 @@ class Subscriber:
         self.reason = ""
 
     def offer(self, item: Any) -> bool:
-        """Queue an item; on overflow drop the client (its queue emptied, a DROP queued)."""
+        """Queue an item; on overflow drop the client (its queue emptied, a DROP queued) and
+        return False (once: later offers to a dropped client return True and do nothing)."""
         if self.reason:
-            return False
+            return True
         try:
             self.queue.put_nowait(item)
             return True
@@ -98,8 +99,6 @@ class TimelineHub:
             if not subs:
                 del self._subs[sub.tenant]
             self.metrics.sse_clients.dec()
-            if sub.reason:
-                self.metrics.sse_dropped.inc()
 
     # -- work ----------------------------------------------------------------------------
     async def _listen(self) -> None:
@@ -113,7 +112,7 @@ class TimelineHub:
                     if not first:  # events may have been missed while disconnected
                         for subs in list(self._subs.values()):
                             for sub in list(subs):
-                                sub.offer(RESYNC)
+                                self._offer(sub, RESYNC)
                     first, delay = False, 0.2
                     async for note in conn.notifies():
                         self._notes.put_nowait(note.payload)
@@ -146,12 +145,16 @@ class TimelineHub:
                 except Exception as exc:  # noqa: BLE001
                     log.warning("SSE hub: fetching %d entries failed (%s); clients resync", len(wanted), exc)
                     for sub in list(self._subs.get(tenant, ())):
-                        sub.offer(RESYNC)
+                        self._offer(sub, RESYNC)
                     continue
                 for row in rows:
                     for sub in list(self._subs.get(tenant, ())):
                         if sub.incident_id is None or sub.incident_id == row["incident_id"]:
-                            sub.offer(row)
+                            self._offer(sub, row)
+
+    def _offer(self, sub: Subscriber, item: Any) -> None:
+        if not sub.offer(item):
+            self.metrics.sse_dropped.inc()
 
 
 async def events(hub: TimelineHub, sub: Subscriber, backlog: Callable[[int], list[dict]], last_id: int,

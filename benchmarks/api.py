@@ -18,6 +18,9 @@ runs in this process on the other core.
    (one clock: writer and clients share this process). Baseline beside it: the same clients
    polling the JSON timeline once a second (the usual alternative to a push feed). The
    server's RSS is read before and after, to show its memory stays flat.
+3. Slow clients: a fifth as many clients connect and never read while 600 entries of 100 KB
+   are committed; each must be dropped (``/metrics`` counts them) and the server's RSS must
+   not grow by what they left unread.
 
 JSON keys: ``sse_delivery_p95_s``, ``incident_list_p95_s``, ``timeline_read_p95_s``,
 ``sse_clients`` (and p50/p99s, rates achieved, errors, server RSS, baselines).
@@ -298,12 +301,34 @@ async def sse_phase(url: str, token: str, pg_url: str, tenant: str, clients: int
 
         await asyncio.gather(write_later(), *(poller() for _ in range(clients)))
     polled_delays = _delays([p for p in polled if p[0] > start_after], writer.committed)
+
+    # slow clients: connected, never reading, while 60 MB of entries go by; each must be dropped
+    # (its queue freed) and the server's memory must not grow with what they did not read
+    slow = clients // 5
+    rss_slow_before = _rss_mb(server_pid)
+    big = "x" * 100_000
+    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=30) as http:
+        streams = []
+        for _ in range(slow):
+            cm = http.stream("GET", f"/v1/incidents/{inc}/timeline/stream", params={"after_id": max(writer.committed)})
+            streams.append((cm, await cm.__aenter__()))
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(lambda: [writer.one(f"big {i} {big}") for i in range(600)])
+        await asyncio.sleep(2.0)
+        rss_slow_after = _rss_mb(server_pid)
+        metrics = (await http.get("/metrics")).text
+        for cm, _ in streams:
+            await cm.__aexit__(None, None, None)
+    dropped = sum(float(line.split()[-1]) for line in metrics.splitlines()
+                  if line.startswith("opscopilot_sse_dropped_clients_total"))
     writer.conn.close()
     return {"sse_clients": clients, "sse_events": events, "sse_deliveries": len(pushed),
             "sse_delivery_p50_s": _pct(pushed, 0.5), "sse_delivery_p95_s": _pct(pushed, 0.95),
             "sse_delivery_p99_s": _pct(pushed, 0.99), "server_rss_mb_before_sse": round(rss_before, 1),
             "server_rss_mb_after_sse": round(rss_after, 1),
-            "poll_1s_delivery_p50_s": _pct(polled_delays, 0.5), "poll_1s_delivery_p95_s": _pct(polled_delays, 0.95)}
+            "poll_1s_delivery_p50_s": _pct(polled_delays, 0.5), "poll_1s_delivery_p95_s": _pct(polled_delays, 0.95),
+            "slow_clients": slow, "slow_clients_dropped": int(dropped),
+            "server_rss_mb_before_slow": round(rss_slow_before, 1), "server_rss_mb_after_slow": round(rss_slow_after, 1)}
 
 
 def main(args) -> int:
@@ -325,7 +350,7 @@ def main(args) -> int:
         store.ensure_tenant(tenant, tenant)
         print(f"seeding {n:,} incidents x 20 timeline entries", file=sys.stderr)
         ids = seed(pg.url, tenant, n)
-        token = make_token(store, tenant, "viewer", "bench")
+        token = make_token(store, tenant, "admin", "bench")
         server = Server(pg.url, work)
         server.wait_ready()
         print(f"load: {RATE} requests/s for {seconds:g} s on each of the list and a timeline read",
@@ -369,6 +394,9 @@ def main(args) -> int:
     if sse["sse_delivery_p95_s"] and sse["poll_1s_delivery_p95_s"]:
         print(f"  ratio p95 SSE / polling: {sse['sse_delivery_p95_s'] / sse['poll_1s_delivery_p95_s']:.2f}")
     print(f"  server RSS {sse['server_rss_mb_before_sse']} MB before, {sse['server_rss_mb_after_sse']} MB after")
+    print(f"slow clients (never read) while 60 MB of entries went by: {sse['slow_clients_dropped']} of "
+          f"{sse['slow_clients']} dropped; server RSS {sse['server_rss_mb_before_slow']} MB before, "
+          f"{sse['server_rss_mb_after_slow']} MB after")
     print(f"targets: incident list p95 < 50 ms -> {figures['incident_list_p95_s'] is not None and figures['incident_list_p95_s'] < 0.05}; "
           f"SSE p95 < 250 ms -> {sse['sse_delivery_p95_s'] is not None and sse['sse_delivery_p95_s'] < 0.25}")
     write_json(args.json_out, figures)
