@@ -21,19 +21,6 @@ class _TooLarge(Exception):
     pass
 
 
-def receive_limited_or_flag(receive_limited, status):
-    """Marks the request as too large (the app's own error about the cut body is replaced)."""
-
-    async def receive():
-        try:
-            return await receive_limited()
-        except _TooLarge:
-            status["too_large"] = True
-            raise
-
-    return receive
-
-
 class RequestMiddleware:
     def __init__(self, app, *, max_body_bytes: int, metrics) -> None:
         self.app = app
@@ -79,7 +66,8 @@ class RequestMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_body:
+                if seen > self.max_body:  # a body without (or under-stating) Content-Length
+                    status["too_large"] = True
                     raise _TooLarge()
             return message
 
@@ -88,7 +76,7 @@ class RequestMiddleware:
                 await self._too_large(scope, send_raw)
             else:
                 try:
-                    await self.app(scope, receive_limited_or_flag(receive_limited, status), send_wrapped)
+                    await self.app(scope, receive_limited, send_wrapped)
                 except _TooLarge:
                     pass
                 if status["too_large"] and not status["started"]:
@@ -98,7 +86,9 @@ class RequestMiddleware:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             self.metrics.observe(scope["method"], template, status["code"], elapsed)
-            log.info("%s %s %d %.1fms", scope["method"], scope["path"], status["code"], elapsed * 1000)
+            who = scope.get("state", {}).get("principal")
+            log.info("%s %s %d %.1fms%s", scope["method"], scope["path"], status["code"], elapsed * 1000,
+                     f" tenant={who.tenant} caller={who.subject}" if who else "")
             request_id_var.reset(token)
 
     async def _too_large(self, scope, send) -> None:

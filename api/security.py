@@ -24,7 +24,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPBearer
 
 from api.problems import ApiError
-from sinks.postgres_api import ROLES, ApiDatabase
+from sinks.postgres_api import ROLES, ApiDatabase, hash_token
 
 __all__ = ["Authenticator", "Principal", "RateLimiter", "ROLE_RANK", "new_token", "require"]
 
@@ -93,7 +93,7 @@ class Authenticator:
     def __init__(self, db: ApiDatabase, oidc_jwks: str = "", oidc_issuer: str = "", oidc_audience: str = "") -> None:
         self.db = db
         self._jwks = _Jwks(oidc_jwks, oidc_issuer, oidc_audience) if oidc_jwks else None
-        self._cache: dict[str, tuple[float, Optional[dict]]] = {}
+        self._cache: dict[bytes, tuple[float, Optional[dict]]] = {}
         self._lock = threading.Lock()
 
     def forget(self) -> None:
@@ -103,15 +103,16 @@ class Authenticator:
 
     def _token_row(self, token: str) -> Optional[dict]:
         now = time.monotonic()
+        key = hash_token(token)  # not even the cache keeps a secret
         with self._lock:
-            hit = self._cache.get(token)
+            hit = self._cache.get(key)
             if hit and hit[0] > now:
                 return hit[1]
         row = self.db.lookup_token(token)
         with self._lock:
             if len(self._cache) > 10_000:
                 self._cache.clear()
-            self._cache[token] = (now + _TOKEN_CACHE_S, row)
+            self._cache[key] = (now + _TOKEN_CACHE_S, row)
         return row
 
     def authenticate(self, authorization: Optional[str], tenant: Optional[str]) -> Principal:
@@ -167,6 +168,8 @@ class RateLimiter:
                 self._buckets[key] = (tokens - 1.0, now)
                 return 0.0
             self._buckets[key] = (tokens, now)
+            if len(self._buckets) > 100_000:  # forget idle callers (a full bucket is the default)
+                self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < self.burst / self.rate}
             return (1.0 - tokens) / self.rate
 
 
