@@ -86,8 +86,13 @@ class ServiceGraph:
             d["last_seen"] = max(d["last_seen"], ts)
             if source == "observed" or changed:
                 d["weight"] = weight
-        if changed:
-            self.events.append(EdgeEvent(ts, caller, callee, source, weight))
+        d = self.g.get_edge_data(caller, callee)
+        # a steady observed edge is recorded again every half freshness, so the graph replayed
+        # from the events (``at``) knows it was still seen
+        refresh = source == "observed" and ts - d.get("recorded", ts) >= self.freshness_ms // 2
+        if changed or refresh:
+            self.events.append(EdgeEvent(ts, caller, callee, source, d["weight"]))
+            d["recorded"] = ts
         return changed
 
     def observe_call(self, ts: int, caller: str, callee: str, rate: float) -> bool:

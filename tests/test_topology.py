@@ -90,3 +90,16 @@ def test_config_file_json_and_yaml(tmp_path):
     bad.write_text("edges:\n  - {caller: b}\n")
     with pytest.raises(TopologyError, match=r"edges\[0\] needs 'caller' and 'callee'"):
         g.load_config(bad)
+
+
+def test_a_steady_edge_stays_in_the_graph_replayed_from_its_events():
+    """An edge seen every minute at a steady rate changes no weight, yet the graph of any later
+    moment, replayed from the stored events, still has it (it is recorded every half freshness)."""
+    g = ServiceGraph(freshness_ms=3_600_000)
+    for minute in range(180):
+        g.observe_call(minute * 60_000, "web", "api", 100.0 + minute % 3)
+    end = 179 * 60_000
+    assert set(g.at(end).edges()) == {("web", "api")}
+    assert set(ServiceGraph.from_events(g.events).at(end).edges()) == {("web", "api")}
+    assert len(g.events) <= 1 + 180 // 30  # one event per half hour, not one per sighting
+    assert g.at(end + 3_700_000).number_of_edges() == 0  # unseen for longer than freshness: gone
