@@ -29,7 +29,7 @@ function yDomain(values) {
 const TIME_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440, 2880].map((m) => m * 60000);
 
 function timeTicks(lo, hi, width) {
-  const want = Math.max(2, Math.floor(width / 64));
+  const want = Math.max(3, Math.floor(width / 48));
   const step = TIME_STEPS.find((st) => (hi - lo) / st <= want) || TIME_STEPS.at(-1);
   const tz = new Date(lo).getTimezoneOffset() * 60000;
   const out = [];
