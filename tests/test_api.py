@@ -466,3 +466,32 @@ def test_health_and_readiness(api):
     assert api.http.get("/healthz").json()["status"] == "ok"
     ready = api.http.get("/readyz").json()
     assert ready == {"status": "ok", "checks": {"postgres": "ok", "clickhouse": "ok", "sse": "ok"}}
+
+
+def test_timeline_ids_follow_commit_order(api):
+    """Two writers of one tenant: the second waits for the first to commit before it gets its
+    id, so 'after id N' never skips an entry that committed later (what SSE resume relies on)."""
+    db = api.server.app.state.api.db
+    inc = api.incident["id"]
+    theirs = db.declare_incident(api.b, "another tenant's", "low", None, None, "test")["id"]
+    first = db.pool.getconn()
+    try:
+        first.execute("SELECT set_config('role', 'opscopilot_app', true), set_config('app.tenant', %s, true)",
+                      (api.a,))
+        id1 = first.execute("INSERT INTO incident_timeline (tenant_id, incident_id, kind, body)"
+                            " VALUES (%s, %s, 'note', 'first writer') RETURNING id", (api.a, inc)).fetchone()[0]
+        second: dict = {}
+        t = threading.Thread(target=lambda: second.update(db.add_note(api.a, inc, "second writer", "test")))
+        t.start()
+        t.join(0.5)
+        assert t.is_alive(), "the second writer did not wait for the first one's commit"
+        other = threading.Thread(target=lambda: db.add_note(api.b, theirs, "no wait", "test"))
+        other.start()
+        other.join(5)
+        assert not other.is_alive(), "another tenant's writer waited"
+        first.commit()
+        t.join(10)
+        assert second["id"] > id1
+    finally:
+        first.rollback()
+        db.pool.putconn(first)
