@@ -26,6 +26,7 @@ def configure_logging(level: int = logging.INFO, access_log: bool = True) -> Non
         lg.handlers[:] = [handler]
         lg.setLevel(level)
         lg.propagate = False
+    logging.getLogger().handlers[:] = [handler]  # the libraries' lines (psycopg, sse) too
     logging.getLogger("opscopilot.api").setLevel(logging.INFO if access_log else logging.WARNING)
 
 
