@@ -60,7 +60,7 @@ INCIDENT_STATUSES = ("open", "mitigated", "resolved")
 _MIGRATION_LOCK_KEY = 0x6F7073636F7069
 _CONNECT_TIMEOUT_S = 10
 _MIGRATION_FILE = re.compile(r"^(\d+)_[\w.-]+\.sql$")
-_INCIDENT_COLUMNS = (
+INCIDENT_COLUMNS = (
     "id::text AS id, tenant_id, title, status, severity, service, opened_at, resolved_at,"
     " created_at, updated_at, summary, root_service, services, tag_change_id, tag_likelihood,"
     " suspects, last_symptom_at, blast_radius, endpoints"
@@ -394,7 +394,7 @@ class PostgresStore:
         """One incident (without its embedding), or None if the tenant has no such incident."""
         with self.tenant(tenant_id) as conn, conn.cursor(row_factory=dict_row) as cur:
             cur.execute(
-                f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE id = %s",
+                f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = %s",
                 (_incident_uuid(incident_id),),
             )
             return cur.fetchone()
@@ -407,7 +407,7 @@ class PostgresStore:
             _check_status(status)
         with self.tenant(tenant_id) as conn, conn.cursor(row_factory=dict_row) as cur:
             cur.execute(
-                f"SELECT {_INCIDENT_COLUMNS} FROM incidents"
+                f"SELECT {INCIDENT_COLUMNS} FROM incidents"
                 " WHERE (%(status)s::text IS NULL OR status = %(status)s)"
                 " ORDER BY opened_at DESC, id LIMIT %(limit)s",
                 {"status": status, "limit": limit},
@@ -421,7 +421,7 @@ class PostgresStore:
         vector = _vector_literal(embedding)
         with self.tenant(tenant_id) as conn, conn.cursor(row_factory=dict_row) as cur:
             cur.execute(
-                f"SELECT {_INCIDENT_COLUMNS}, embedding <-> %(v)s::vector AS distance"
+                f"SELECT {INCIDENT_COLUMNS}, embedding <-> %(v)s::vector AS distance"
                 " FROM incidents WHERE embedding IS NOT NULL"
                 " ORDER BY embedding <-> %(v)s::vector LIMIT %(limit)s",
                 {"v": vector, "limit": limit},

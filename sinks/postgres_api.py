@@ -22,7 +22,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from sinks.postgres import APP_ROLE, INCIDENT_STATUSES, PostgresStoreError, redact_url
+from sinks.postgres import APP_ROLE, INCIDENT_COLUMNS, INCIDENT_STATUSES, PostgresStoreError, redact_url
 
 __all__ = ["ApiDatabase", "CursorError", "ROLES", "SORTS", "hash_token"]
 
@@ -34,11 +34,6 @@ SORTS = {
     "-updated_at": ("updated_at", True),
     "updated_at": ("updated_at", False),
 }
-_INCIDENT = (
-    "id::text AS id, title, status, severity, service, opened_at, resolved_at, created_at,"
-    " updated_at, summary, root_service, services, tag_change_id, tag_likelihood, suspects,"
-    " last_symptom_at, blast_radius, endpoints"
-)
 _TIMELINE = "id, incident_id::text AS incident_id, at, kind, body, data"
 _FILTERS = {"status": "status = %(status)s", "severity": "severity = %(severity)s",
             "service": "(service = %(service)s OR %(service)s = ANY(services))",
@@ -191,7 +186,7 @@ class ApiDatabase:
             where.append(f"({column}, id) {'<' if desc else '>'} (%(cv)s, %(cid)s)")
         order = "DESC" if desc else "ASC"
         with self.tenant(tenant_id) as conn, conn.cursor(row_factory=dict_row) as cur:
-            cur.execute(f"SELECT {_INCIDENT} FROM incidents WHERE {' AND '.join(where)}"
+            cur.execute(f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE {' AND '.join(where)}"
                         f" ORDER BY {column} {order}, id {order} LIMIT %(limit)s", params)
             rows = cur.fetchall()
         nxt = None
@@ -205,7 +200,7 @@ class ApiDatabase:
         if iid is None:
             return None
         with self.tenant(tenant_id) as conn, conn.cursor(row_factory=dict_row) as cur:
-            cur.execute(f"SELECT {_INCIDENT} FROM incidents WHERE id = %s", (iid,))
+            cur.execute(f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = %s", (iid,))
             return cur.fetchone()
 
     def declare_incident(self, tenant_id: str, title: str, severity: str, service: Optional[str],
@@ -213,7 +208,7 @@ class ApiDatabase:
         """A person declares an incident: the row and its first timeline entry, in one go."""
         with self.tenant(tenant_id) as conn, conn.cursor(row_factory=dict_row) as cur:
             cur.execute("INSERT INTO incidents (tenant_id, title, severity, service, root_service, services, summary)"
-                        " VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING " + _INCIDENT,
+                        " VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING " + INCIDENT_COLUMNS,
                         (tenant_id, title, severity, service, service, [service] if service else [], summary))
             row = cur.fetchone()
             cur.execute("INSERT INTO incident_timeline (tenant_id, incident_id, kind, body, data)"
@@ -229,7 +224,7 @@ class ApiDatabase:
             return None
         with self.tenant(tenant_id) as conn, conn.cursor(row_factory=dict_row) as cur:
             cur.execute("UPDATE incidents SET status = %(s)s, resolved_at = CASE WHEN %(s)s = 'resolved'"
-                        " THEN COALESCE(resolved_at, now()) END WHERE id = %(id)s RETURNING " + _INCIDENT,
+                        " THEN COALESCE(resolved_at, now()) END WHERE id = %(id)s RETURNING " + INCIDENT_COLUMNS,
                         {"s": status, "id": iid})
             row = cur.fetchone()
             if row is not None:
@@ -246,7 +241,7 @@ class ApiDatabase:
         if iid is None:
             return None
         with self.tenant(tenant_id) as conn, conn.cursor(row_factory=dict_row) as cur:
-            cur.execute("UPDATE incidents SET tag_change_id = %s WHERE id = %s RETURNING " + _INCIDENT,
+            cur.execute("UPDATE incidents SET tag_change_id = %s WHERE id = %s RETURNING " + INCIDENT_COLUMNS,
                         (change_id, iid))
             row = cur.fetchone()
             if row is not None:
