@@ -31,7 +31,7 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 @schema.parametrize()
 @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
 def test_openapi_conformance(case, fuzz_api):
-    case.call_and_validate(headers=fuzz_api.h(fuzz_api.a, "admin"), timeout=20,
+    case.call_and_validate(headers=fuzz_api.h(fuzz_api.a, "admin"), timeout=60,
                            checks=[not_a_server_error, status_code_conformance, content_type_conformance,
                                    response_schema_conformance])
 
