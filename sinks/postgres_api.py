@@ -252,13 +252,21 @@ class ApiDatabase:
                              Jsonb({"by": by, "change_id": change_id})))
             return row
 
-    def add_note(self, tenant_id: str, incident_id: str, body: str, by: str) -> Optional[dict]:
+    @contextmanager
+    def _incident(self, tenant_id: str, incident_id: str) -> Iterator[tuple]:
+        """(cursor in the tenant's transaction, the incident's UUID), or (None, None) when the
+        tenant has no such incident."""
         iid = _uuid(incident_id)
         if iid is None:
-            return None
+            yield None, None
+            return
         with self.tenant(tenant_id) as conn, conn.cursor(row_factory=dict_row) as cur:
             cur.execute("SELECT 1 FROM incidents WHERE id = %s", (iid,))
-            if cur.fetchone() is None:
+            yield (cur, iid) if cur.fetchone() else (None, None)
+
+    def add_note(self, tenant_id: str, incident_id: str, body: str, by: str) -> Optional[dict]:
+        with self._incident(tenant_id, incident_id) as (cur, iid):
+            if cur is None:
                 return None
             cur.execute("INSERT INTO incident_timeline (tenant_id, incident_id, kind, body, data)"
                         " VALUES (%s, %s, 'note', %s, %s) RETURNING " + _TIMELINE,
@@ -268,12 +276,8 @@ class ApiDatabase:
     def timeline(self, tenant_id: str, incident_id: str, *, after_id: int = 0,
                  limit: int = 500) -> Optional[list[dict]]:
         """Entries in id order after ``after_id``; None if the tenant has no such incident."""
-        iid = _uuid(incident_id)
-        if iid is None:
-            return None
-        with self.tenant(tenant_id) as conn, conn.cursor(row_factory=dict_row) as cur:
-            cur.execute("SELECT 1 FROM incidents WHERE id = %s", (iid,))
-            if cur.fetchone() is None:
+        with self._incident(tenant_id, incident_id) as (cur, iid):
+            if cur is None:
                 return None
             cur.execute(f"SELECT {_TIMELINE} FROM incident_timeline WHERE incident_id = %s AND id > %s"
                         " ORDER BY id LIMIT %s", (iid, after_id, limit))
