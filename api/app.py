@@ -18,7 +18,7 @@ from api.middleware import RequestMiddleware
 from api.routers import health, incidents, logs, signals, tokens, topology
 from api.security import Authenticator, RateLimiter
 from api.sse import TimelineHub
-from api.state import ApiState
+from api.state import ApiState, dumps
 from sinks.clickhouse import ClickHouseStore
 from sinks.postgres_api import ApiDatabase
 
@@ -53,7 +53,8 @@ def create_app(settings, postgres_url: str, store: Optional[ClickHouseStore] = N
         gc.collect()
         gc.freeze()
         db.open()
-        st.hub = TimelineHub(postgres_url, db.timeline_entries, metrics, settings.sse_buffer)
+        st.hub = TimelineHub(postgres_url, db.timeline_entries, lambda row: dumps(row).decode(), metrics,
+                             settings.sse_buffer)
         await st.hub.start()
         try:
             yield

@@ -18,7 +18,7 @@ import asyncio
 import json
 import logging
 from collections import defaultdict
-from typing import Any, AsyncIterator, Callable, Optional
+from typing import Any, AsyncIterator, Callable, NamedTuple, Optional
 
 import anyio
 import psycopg
@@ -29,6 +29,14 @@ log = logging.getLogger(__name__)
 
 RESYNC = object()  # read what may have been missed from the database
 DROP = object()  # the client is dropped; its reason is on the subscriber
+
+
+class Entry(NamedTuple):
+    """A timeline row as it goes out: encoded once, shared by every client's queue."""
+
+    id: int
+    incident_id: str
+    data: str
 
 
 class Subscriber:
@@ -58,9 +66,11 @@ class Subscriber:
 
 
 class TimelineHub:
-    def __init__(self, url: str, fetch: Callable[[str, list[int]], list[dict]], metrics, buffer: int = 256) -> None:
+    def __init__(self, url: str, fetch: Callable[[str, list[int]], list[dict]], encode: Callable[[dict], str],
+                 metrics, buffer: int = 256) -> None:
         self.url = url
         self.fetch = fetch  # (tenant, ids) -> rows, run in a worker thread
+        self.encode = encode  # row -> the event's data
         self.metrics = metrics
         self.buffer = buffer
         self._subs: dict[str, set[Subscriber]] = defaultdict(set)
@@ -148,46 +158,49 @@ class TimelineHub:
                         self._offer(sub, RESYNC)
                     continue
                 for row in rows:
+                    entry = self.entry(row)
                     for sub in list(self._subs.get(tenant, ())):
-                        if sub.incident_id is None or sub.incident_id == row["incident_id"]:
-                            self._offer(sub, row)
+                        if sub.incident_id is None or sub.incident_id == entry.incident_id:
+                            self._offer(sub, entry)
+
+    def entry(self, row: dict) -> Entry:
+        return Entry(row["id"], row["incident_id"], self.encode(row))
 
     def _offer(self, sub: Subscriber, item: Any) -> None:
         if not sub.offer(item):
             self.metrics.sse_dropped.inc()
 
 
-async def events(hub: TimelineHub, sub: Subscriber, backlog: Callable[[int], list[dict]], last_id: int,
-                 encode: Callable[[dict], str]) -> AsyncIterator[dict]:
+async def events(hub: TimelineHub, sub: Subscriber, backlog: Callable[[int], list[dict]],
+                 last_id: int) -> AsyncIterator[dict]:
     """The SSE events of one subscribed client after ``last_id``: the database's backlog, then
     the live queue, each entry once, in id order within each read; unsubscribes at the end."""
-    try:
-        async def catch_up(after: int):
-            while True:
-                rows = await anyio.to_thread.run_sync(backlog, after)
-                for r in rows:
-                    yield r
-                    after = r["id"]
-                if len(rows) < 500:
-                    return
 
-        async for r in catch_up(last_id):
-            last_id = r["id"]
-            yield {"id": str(r["id"]), "event": "timeline", "data": encode(r)}
+    def event(e: Entry) -> dict:
+        hub.metrics.sse_events.inc()
+        return {"id": str(e.id), "event": "timeline", "data": e.data}
+
+    async def catch_up(after: int):
+        while rows := await anyio.to_thread.run_sync(backlog, after):
+            for r in rows:
+                yield hub.entry(r)
+            after = rows[-1]["id"]
+
+    try:
+        async for e in catch_up(last_id):
+            last_id = e.id
+            yield event(e)
         while True:
             item = await sub.queue.get()
             if item is DROP:
                 yield {"event": "dropped", "data": json.dumps({"reason": sub.reason})}
                 return
             if item is RESYNC:
-                async for r in catch_up(last_id):
-                    last_id = r["id"]
-                    yield {"id": str(r["id"]), "event": "timeline", "data": encode(r)}
-                continue
-            if item["id"] <= last_id:
-                continue
-            last_id = item["id"]
-            hub.metrics.sse_events.inc()
-            yield {"id": str(item["id"]), "event": "timeline", "data": encode(item)}
+                async for e in catch_up(last_id):
+                    last_id = e.id
+                    yield event(e)
+            elif item.id > last_id:
+                last_id = item.id
+                yield event(item)
     finally:
         hub.unsubscribe(sub)

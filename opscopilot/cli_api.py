@@ -25,7 +25,7 @@ def make_token(pg_store, tenant: str, role: str, name: str, by: str = "cli") -> 
 
     pg_store.ensure_tenant(tenant, tenant)
     secret = new_token()
-    db = ApiDatabase(pg_store._url, min_size=1, max_size=1)
+    db = ApiDatabase(pg_store.url, min_size=1, max_size=1)
     db.open()
     try:
         db.create_token(tenant, name, role, secret, created_by=by)
@@ -41,12 +41,12 @@ def start_background_api(settings: Settings, pg_store, store, host: str, port: i
 
     configure_logging(access_log=False)
     try:
-        return BackgroundServer(settings, pg_store._url, store, host=host, port=port).start()
+        return BackgroundServer(settings, pg_store.url, store, host=host, port=port).start()
     except RuntimeError:
         if port == 0:
             raise
         print(f"[api] port {port} is taken; using a free one", file=sys.stderr)
-        return BackgroundServer(settings, pg_store._url, store, host=host, port=0).start()
+        return BackgroundServer(settings, pg_store.url, store, host=host, port=0).start()
 
 
 def cmd_serve(args: argparse.Namespace, settings_fn: Callable[[argparse.Namespace], Settings]) -> int:
@@ -64,7 +64,7 @@ def cmd_serve(args: argparse.Namespace, settings_fn: Callable[[argparse.Namespac
             print(f"admin token for tenant {args.token_for} (shown once): {secret}")
         print(f"[serve] incident room and API on http://{host}:{port}/  (OpenAPI docs at /docs); "
               f"Postgres {pg.redacted_url}, {store!r}", file=sys.stderr)
-        serve(settings, pg._url, store, host=host, port=port)
+        serve(settings, pg.url, store, host=host, port=port)
     finally:
         if embedded is not None:
             embedded.stop()
@@ -86,7 +86,7 @@ def cmd_token(args: argparse.Namespace, settings_fn: Callable[[argparse.Namespac
             else:
                 print(f"{args.role} token {args.name!r} for tenant {tenant} (shown once, store it now):\n{secret}")
             return 0
-        db = ApiDatabase(pg._url, min_size=1, max_size=1)
+        db = ApiDatabase(pg.url, min_size=1, max_size=1)
         db.open()
         try:
             if args.action == "list":

@@ -241,6 +241,11 @@ class PostgresStore:
         self._url = url
 
     @property
+    def url(self) -> str:
+        """The connection URL (with its password: for connecting, never for logs)."""
+        return self._url
+
+    @property
     def redacted_url(self) -> str:
         """The URL with its password masked, safe for logs."""
         return redact_url(self._url)

@@ -34,7 +34,7 @@ class Api:
 
     def __init__(self, pg_store, store: ClickHouseStore, **settings) -> None:
         self.settings = Settings.from_env({}).with_overrides(**settings)
-        self.server = BackgroundServer(self.settings, pg_store._url, store, host="127.0.0.1", port=0).start()
+        self.server = BackgroundServer(self.settings, pg_store.url, store, host="127.0.0.1", port=0).start()
         self.url = f"http://127.0.0.1:{self.server.port}"
         suffix = uuid.uuid4().hex[:8]
         self.a, self.b = f"acme{suffix}", f"globex{suffix}"

@@ -67,7 +67,7 @@ def seed(store, tenant: str, now: int) -> None:
 def room(pg_store, store):
     tenant = f"web{uuid.uuid4().hex[:8]}"
     seed(store, tenant, int(time.time() * 1000))
-    server = BackgroundServer(Settings.from_env({}), pg_store._url, store, host="127.0.0.1", port=0).start()
+    server = BackgroundServer(Settings.from_env({}), pg_store.url, store, host="127.0.0.1", port=0).start()
     token = make_token(pg_store, tenant, "admin", "web-test")
     url = f"http://127.0.0.1:{server.port}"
     http = httpx.Client(base_url=url, timeout=20, headers={"Authorization": f"Bearer {token}"})

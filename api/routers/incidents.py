@@ -94,10 +94,6 @@ def timeline(incident_id: str, p: Principal = Depends(require("viewer")), st: Ap
     return fast_json(_found(st.db.timeline(p.tenant, incident_id, after_id=after_id, limit=limit)))
 
 
-def _encode(row: dict) -> str:
-    return TimelineEntry(**row).model_dump_json()
-
-
 def _last_event_id(header: Optional[str], after_id: int) -> int:
     if header:
         if not header.isdigit() or len(header) > 18:
@@ -114,8 +110,7 @@ async def timeline_stream(incident_id: str, p: Principal = Depends(require("view
     _found(await anyio.to_thread.run_sync(st.db.get_incident, p.tenant, incident_id))
     start = _last_event_id(last_event_id, after_id)
     sub = st.hub.subscribe(p.tenant, incident_id)
-    gen = events(st.hub, sub, lambda after: st.db.timeline(p.tenant, incident_id, after_id=after) or [],
-                 start, _encode)
+    gen = events(st.hub, sub, lambda after: st.db.timeline(p.tenant, incident_id, after_id=after) or [], start)
     return EventSourceResponse(gen, ping=st.settings.sse_heartbeat_s, send_timeout=30)
 
 
@@ -129,7 +124,7 @@ async def tenant_stream(p: Principal = Depends(require("viewer")), st: ApiState 
         after_id = await anyio.to_thread.run_sync(st.db.newest_timeline_id, p.tenant)
     start = _last_event_id(last_event_id, after_id or 0)
     sub = st.hub.subscribe(p.tenant, None)
-    gen = events(st.hub, sub, lambda after: st.db.tenant_timeline(p.tenant, after_id=after), start, _encode)
+    gen = events(st.hub, sub, lambda after: st.db.tenant_timeline(p.tenant, after_id=after), start)
     return EventSourceResponse(gen, ping=st.settings.sse_heartbeat_s, send_timeout=30)
 
 
