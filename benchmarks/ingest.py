@@ -9,10 +9,14 @@ A second reference, ``store_only``: the same records decoded and converted to Ar
 (not timed) and inserted into chdb in the sink's batch size - what the storage engine alone
 takes, with no parsing, validation or dedupe; no flow that stores its input can beat it.
 ``store_only_100k`` is the same with 100,000-row inserts, chdb's fastest batch size here.
+``engine_direct`` / ``engine_null``: the engine's own limits - the same 100,000-row Arrow
+tables handed to chdb in-process (no serialization), into ``signals`` and into a ``Null``
+table that stores nothing.
 
 JSON keys: ``replay_signals_per_s``, ``kafka_signals_per_s``, ``ceiling_signals_per_s`` (the
 identity flow on the replay file), ``kafka_ceiling_signals_per_s``, ``replay_vs_ceiling``,
 ``kafka_vs_ceiling``, ``store_only_signals_per_s``, ``store_only_100k_signals_per_s``,
+``engine_direct_signals_per_s``, ``engine_null_signals_per_s``,
 ``peak_rss_mb`` (largest of our runs), plus the run record.
 """
 
@@ -68,6 +72,8 @@ def _child(mode: str, data: str, work: str, brokers: str, topic: str) -> dict:
         return _store_only(data, work)
     if mode == "store_only_100k":  # chdb's best batch size we found (500k rows is slower again)
         return _store_only(data, work, batch_rows=100_000)
+    if mode in ("engine_direct", "engine_null"):  # the engine's own limits, at the same batch size
+        return _store_only(data, work, batch_rows=100_000, path=mode.split("_")[1])
 
     import bytewax.operators as op
     from bytewax.dataflow import Dataflow
@@ -106,8 +112,14 @@ def _child(mode: str, data: str, work: str, brokers: str, topic: str) -> dict:
             "peak_rss_mb": _peak_rss_mb()}
 
 
-def _store_only(data: str, work: str, batch_rows: int = 20000) -> dict:
-    """chdb insert rate for pre-built Arrow batches (decode/validate/convert not timed)."""
+def _store_only(data: str, work: str, batch_rows: int = 20000, path: str = "client") -> dict:
+    """chdb insert rate for pre-built Arrow batches (decode/validate/convert not timed).
+
+    ``path``: ``client`` inserts as the sink does (clickhouse-connect's ``insert_arrow``);
+    ``direct`` hands each Arrow table to the engine in-process (chdb's ``Python()`` table
+    function: no serialization, the fastest way in we found); ``null`` does the same into a
+    ``Null``-engine copy of ``signals`` (the rows are read and dropped: the engine's intake
+    alone, no sorting, compression, indexes or rollups)."""
     from flows.ingest import default_store_factory
     from operators.ingest import decode, validate
     from opscopilot.settings import Settings
@@ -125,12 +137,31 @@ def _store_only(data: str, work: str, batch_rows: int = 20000) -> dict:
         if rows:
             tables.append(rows_to_arrow(rows))
     del lines
+    target = f"{store.db}.signals"
+    if path == "client":
+        def insert(t):
+            store.client.insert_arrow(target, t, settings={"max_partitions_per_insert_block": 1000})
+    else:
+        import chdb
+        from urllib.parse import urlsplit
+
+        conn = chdb.connect(urlsplit(store.url).path)
+        if path == "null":
+            target = f"{store.db}.signals_null"
+            conn.query(f"CREATE TABLE {target} AS {store.db}.signals ENGINE = Null")
+        cols = ", ".join(tables[0].column_names)
+        sql = (f"INSERT INTO {target} ({cols}) SELECT {cols} FROM Python(arrow_table) "
+               "SETTINGS max_partitions_per_insert_block = 1000")
+
+        def insert(arrow_table):  # chdb finds the table by this name in the caller's frame
+            conn.query(sql)
     t0 = time.perf_counter()
     for t in tables:
-        store.client.insert_arrow(f"{store.db}.signals", t, settings={"max_partitions_per_insert_block": 1000})
+        insert(t)
     elapsed = time.perf_counter() - t0
     n = sum(t.num_rows for t in tables)
-    return {"mode": "store_only", "elapsed_s": elapsed, "read": n, "stored": n,
+    stored = n if path != "null" else 0
+    return {"mode": "store_only" if path == "client" else f"engine_{path}", "elapsed_s": elapsed, "read": n, "stored": stored,
             "store_signals": store.counts()["signals"], "peak_rss_mb": _peak_rss_mb()}
 
 
@@ -178,6 +209,10 @@ def main(args) -> int:
         print("run: store only, pre-built Arrow batches -> chdb", file=sys.stderr)
         runs["store_only"] = _run_child("store_only", data, work, repeat=repeat)
         runs["store_only_100k"] = _run_child("store_only_100k", data, work, repeat=repeat)
+        print("run: the engine's limits: pre-built Arrow handed to chdb in-process, into signals "
+              "and into a Null table", file=sys.stderr)
+        runs["engine_direct"] = _run_child("engine_direct", data, work, repeat=repeat)
+        runs["engine_null"] = _run_child("engine_null", data, work, repeat=repeat)
         if not args.skip_kafka:
             from sinks.kafka import ensure_topic, produce
 
@@ -201,7 +236,7 @@ def main(args) -> int:
     def rate(r: Optional[dict]) -> Optional[float]:
         return round(r["read"] / r["elapsed_s"], 1) if r else None
 
-    for name in ("replay", "kafka", "store_only", "store_only_100k"):
+    for name in ("replay", "kafka", "store_only", "store_only_100k", "engine_direct", "engine_null"):
         r = runs.get(name)
         if r and r["store_signals"] != r["stored"]:
             raise RuntimeError(f"{name}: stored {r['store_signals']} != counted {r['stored']}")
@@ -212,6 +247,8 @@ def main(args) -> int:
         "kafka_ceiling_signals_per_s": rate(runs.get("ceiling_kafka")),
         "store_only_signals_per_s": rate(runs["store_only"]),
         "store_only_100k_signals_per_s": rate(runs["store_only_100k"]),
+        "engine_direct_signals_per_s": rate(runs["engine_direct"]),
+        "engine_null_signals_per_s": rate(runs["engine_null"]),
         "peak_rss_mb": round(max(runs[k]["peak_rss_mb"] for k in ("replay", "kafka") if k in runs), 1),
         "ceiling_peak_rss_mb": round(max(runs[k]["peak_rss_mb"] for k in runs if k.startswith("ceiling")), 1),
         "store_only_peak_rss_mb": round(runs["store_only"]["peak_rss_mb"], 1),
@@ -241,6 +278,10 @@ def main(args) -> int:
     so100 = rate(runs["store_only_100k"])
     print(f"store only at 100,000-row inserts (chdb's fastest batch here): {so100:,.0f}/s = "
           f"{so100 / rate(runs['ceiling_replay']):.2f} of the replay identity ceiling")
+    for name, what in (("engine_direct", "into signals"), ("engine_null", "into a Null table (stores nothing)")):
+        r = rate(runs[name])
+        print(f"engine, pre-built Arrow handed in-process {what}: {r:,.0f}/s = "
+              f"{r / rate(runs['ceiling_replay']):.2f} of the replay identity ceiling")
     write_json(args.json_out, out)
     return 0
 

@@ -442,33 +442,43 @@ class SeasonalDetector:
         into the all-time range of the value and of its trailing mean. A point beyond anything
         the series ever showed, once its history is long, is news whatever the model expected:
         a climb to a record, a burst over all earlier bursts, a drop below the floor."""
+        if self.first_ts is None:
+            self.first_ts = self.last_ts
         part = 0.0
+        hi, lo = self.ext_hi, self.ext_lo
+        if hi is None or lo is None:
+            self.ext_hi = self.ext_lo = value
+        elif value > hi or value < lo:  # a record: most points are not, and cost two compares
+            if sigma is not None and self._records_count():
+                part = self._beyond(value, hi, lo, self.extreme_k * sigma)
+            if value > hi:
+                self.ext_hi = value
+            else:
+                self.ext_lo = value
         w = self.extreme_smooth
-        mean = None
         if w > 1:
             ring = self.sm_ring
             ring.append(value)
             if len(ring) > w:
-                ring.pop(0)
+                del ring[0]
             if len(ring) == w:
                 mean = sum(ring) / w
-        if self.first_ts is None:
-            self.first_ts = self.last_ts
-        if (sigma is not None and self.n > self.extreme_after
-                and self.last_ts - self.first_ts >= self.extreme_span_ms):
-            part = self._beyond(value, self.ext_hi, self.ext_lo, self.extreme_k * sigma)
-            if mean is not None:  # the mean of w points has 1/sqrt(w) of the noise
-                part = max(part, self._beyond(mean, self.sm_hi, self.sm_lo, self.extreme_k * sigma / w ** 0.5))
-        if self.ext_hi is None or value > self.ext_hi:
-            self.ext_hi = value
-        if self.ext_lo is None or value < self.ext_lo:
-            self.ext_lo = value
-        if mean is not None:
-            if self.sm_hi is None or mean > self.sm_hi:
-                self.sm_hi = mean
-            if self.sm_lo is None or mean < self.sm_lo:
-                self.sm_lo = mean
+                shi, slo = self.sm_hi, self.sm_lo
+                if shi is None or slo is None:
+                    self.sm_hi = self.sm_lo = mean
+                elif mean > shi or mean < slo:
+                    if sigma is not None and self._records_count():
+                        # the mean of w points has 1/sqrt(w) of the noise
+                        part = max(part, self._beyond(mean, shi, slo, self.extreme_k * sigma / w ** 0.5))
+                    if mean > shi:
+                        self.sm_hi = mean
+                    else:
+                        self.sm_lo = mean
         return part
+
+    def _records_count(self) -> bool:
+        """The history is long enough for a record to be news."""
+        return self.n > self.extreme_after and self.last_ts - self.first_ts >= self.extreme_span_ms
 
     # -- the test ---------------------------------------------------------------------------
     def update(self, ts: int, value: float) -> Verdict:
