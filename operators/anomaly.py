@@ -24,11 +24,13 @@ pickles for Bytewax snapshots). The model, per point ``x_t``:
   changes, a drift test on the level (moved over the last 240 points by more than 6 sigmas
   and more than in any horizon before: a leak that Holt's slope would follow silently),
   runs of identical values for flat-lining, and new records: the value, or its 10-point mean,
-  past the series' all-time range (2% of the range past it scores 0.5; less than a quarter
-  sigma does not count) once the history is long (300 points and a day of event time: under
-  exchangeable noise point n is a record with probability 1/n, and before a full day a daily
-  peak is one). Gaps in time are flagged on the verdict (``gap``) apart from the score:
-  missing data is news for an operator but says nothing about the value.
+  past the series' all-time range (2% of the range past it scores 0.5; less than one sigma
+  of the core noise scale does not count) once the history is long (300 points and a day of
+  event time: under exchangeable noise point n is a record with probability 1/n, and before
+  a full day a daily peak is one). A spike at the same interval after the last spike as that
+  one after the spike before is a schedule (a nightly job), not news. Gaps in time are flagged
+  on the verdict (``gap``) apart from the score: missing data is news for an operator but
+  says nothing about the value.
 
 The score in [0, 1] is the largest of the parts, each mapped so that its own critical value
 scores 0.5. After a detection the series has a refractory period: the same episode is reported
@@ -171,9 +173,10 @@ class SeasonalDetector:
     the normal ones), ``extreme_m`` / ``extreme_k`` / ``extreme_smooth`` / ``extreme_after`` /
     ``extreme_span_ms`` (the record test: the critical excess as a fraction of the all-time
     range, the least excess in sigmas, the trailing-mean length, and the history it needs;
-    ``extreme_m = 0`` turns it off). The defaults were chosen on simulated scenarios outside
-    the gold suite, the record test's on NAB (``extreme_k`` from 0 / 0.25 / 0.5,
-    ``extreme_after`` from 200 to 1,000 points; the day of history from the simulated suite).
+    ``extreme_m = 0`` turns it off), ``schedule_tol`` (how close to the last spikes' interval a
+    spike must come to be a schedule; 0: off). The defaults were chosen on simulated scenarios outside
+    the gold suite; the record test's ``extreme_after`` on NAB, ``extreme_k`` as the least
+    that keeps it quiet on Gaussian noise, and its day of history from the simulated suite.
     """
 
     period: Optional[int] = None
@@ -200,8 +203,9 @@ class SeasonalDetector:
     phase_margin: float = 1.5  # a phase's own scale counts when it exceeds the global one this much
     tail_q: float = 0.01  # tail-consistent scale from this upper fraction of recent |residuals| (0: off)
     t_scale: bool = True  # critical values from Student's t for the estimated scale (False: normal)
+    schedule_tol: float = 0.05  # a spike at the last spikes' interval (within this fraction) is a schedule (0: off)
     extreme_m: float = 0.02  # a new all-time high/low past the old range by this fraction of it scores 0.5 (0: off)
-    extreme_k: float = 0.25  # ... and only once it passes the old extreme by this many sigmas
+    extreme_k: float = 1.0  # ... and only once it passes the old extreme by this many (core) sigmas
     extreme_smooth: int = 10  # the trailing mean of this many points is tested the same way (<= 1: off)
     extreme_after: int = 300  # records count after this many points (under exchangeable noise point n is one w.p. 1/n) ...
     extreme_span_ms: int = 86_400_000  # ... and a day of event time (before a full day, a daily peak is a record)
@@ -224,6 +228,7 @@ class SeasonalDetector:
     var_short: float = 1.0
     since_alarm: int = 10**9
     since_extreme: int = 10**9
+    spike_at: List[int] = field(default_factory=list)  # points of the last two reported spikes
     last_value: Optional[float] = None
     same_run: int = 0
     varied: bool = False
@@ -476,6 +481,20 @@ class SeasonalDetector:
                         self.sm_lo = mean
         return part
 
+    def _scheduled(self, i: int, score: float) -> float:
+        """A spike that comes at the same interval after the last as that one after the one
+        before (within ``schedule_tol``) is a schedule - a nightly job, an hourly batch - not
+        news: it scores under 0.5. The first two of a schedule are reported."""
+        at = self.spike_at
+        if len(at) >= 2:
+            d0, d1 = at[-1] - at[-2], i - at[-1]
+            if d0 >= 10 and abs(d1 - d0) <= self.schedule_tol * d0:
+                score = min(score, 0.49)
+        at.append(i)
+        if len(at) > 2:
+            del at[0]
+        return score
+
     def _records_count(self) -> bool:
         """The history is long enough for a record to be news."""
         return self.n > self.extreme_after and self.last_ts - self.first_ts >= self.extreme_span_ms
@@ -581,13 +600,17 @@ class SeasonalDetector:
         if alarm:
             if self.since_alarm < self.refractory:
                 score = min(score, 0.49)  # same episode: reported once
+            elif model_kind == "spike" and self.schedule_tol > 0:
+                score = self._scheduled(i, score)
             self.since_alarm = 0
         else:
             self.since_alarm += 1
         if self.extreme_m > 0:
             # a new extreme is news of its own kind: it has its own refractory period, so a
             # record right after (or during) a residual alarm is still reported
-            ex = parts["extreme"] = self._extreme(value, sigma)
+            # the margin is in the core noise scale (the residuals' mean absolute deviation),
+            # not the band's sigma, which heavy tails and noisy phases widen
+            ex = parts["extreme"] = self._extreme(value, 1.2533 * self.mad)
             ex_score = ex / (1.0 + ex) if ex < 1e9 else 1.0
             if ex_score >= 0.5:
                 if self.since_extreme < self.refractory:

@@ -178,3 +178,24 @@ def test_records_are_causal():
         after = run(changed)
         assert [v.score for v in after[:cut]] == [v.score for v in before[:cut]]
     assert any(v.kind == "extreme" for v in run(base[:2400] + [v * 3 + 50 for v in base[2400:]])[2400:])
+
+
+def test_records_stay_quiet_on_noise():
+    records = 0
+    for seed in range(20):
+        r = random.Random(100 + seed)
+        d = SeasonalDetector()  # hourly points: the day of history passes early, 300 points rule
+        records += sum(d.update(i * 3_600_000, 10 + r.gauss(0, 0.3)).kind == "extreme" for i in range(5000))
+    assert records <= 6  # in 100,000 points of Gaussian noise (the residual tests raise none)
+
+
+def test_a_spike_on_a_schedule_is_reported_twice_then_learned():
+    r = random.Random(21)
+    values = [10 + r.gauss(0, 0.3) for _ in range(3000)]
+    for k, at in enumerate(range(700, 3000, 400)):  # a nightly job every 400 points (no new highs)
+        values[at] = 14.0 - 0.1 * k
+    verdicts = run(values)
+    hits = [i for i, v in enumerate(verdicts) if v.is_anomaly]
+    assert hits[:2] == [700, 1100] and not set(hits) & set(range(1500, 3000, 400))
+    values[2300 + 150] = 13.5  # off the schedule: still news
+    assert run(values)[2450].is_anomaly
