@@ -252,6 +252,8 @@ class SeasonalDetector:
     ext_hi: Optional[float] = None
     ext_lo: Optional[float] = None
     sm_ring: List[float] = field(default_factory=list)
+    sm_sum: float = 0.0
+    sm_pos: int = 0  # next slot of sm_ring to overwrite once it is full
     first_ts: Optional[int] = None
     sm_hi: Optional[float] = None
     sm_lo: Optional[float] = None
@@ -446,39 +448,50 @@ class SeasonalDetector:
         """The new-record part for ``value`` (``sigma`` None: only learn), then take ``value``
         into the all-time range of the value and of its trailing mean. A point beyond anything
         the series ever showed, once its history is long, is news whatever the model expected:
-        a climb to a record, a burst over all earlier bursts, a drop below the floor."""
-        if self.first_ts is None:
-            self.first_ts = self.last_ts
+        a climb to a record, a burst over all earlier bursts, a drop below the floor. O(1): a
+        point inside the range costs two compares, the trailing mean a running sum."""
         part = 0.0
-        hi, lo = self.ext_hi, self.ext_lo
-        if hi is None or lo is None:
+        hi = self.ext_hi
+        if hi is None:
             self.ext_hi = self.ext_lo = value
-        elif value > hi or value < lo:  # a record: most points are not, and cost two compares
+            self.first_ts = self.last_ts
+        elif value > hi or value < self.ext_lo:
             if sigma is not None and self._records_count():
-                part = self._beyond(value, hi, lo, self.extreme_k * sigma)
+                part = self._beyond(value, hi, self.ext_lo, self.extreme_k * sigma)
             if value > hi:
                 self.ext_hi = value
             else:
                 self.ext_lo = value
         w = self.extreme_smooth
-        if w > 1:
-            ring = self.sm_ring
+        if w <= 1:
+            return part
+        ring = self.sm_ring
+        if len(ring) < w:
             ring.append(value)
-            if len(ring) > w:
-                del ring[0]
-            if len(ring) == w:
-                mean = sum(ring) / w
-                shi, slo = self.sm_hi, self.sm_lo
-                if shi is None or slo is None:
-                    self.sm_hi = self.sm_lo = mean
-                elif mean > shi or mean < slo:
-                    if sigma is not None and self._records_count():
-                        # the mean of w points has 1/sqrt(w) of the noise
-                        part = max(part, self._beyond(mean, shi, slo, self.extreme_k * sigma / w ** 0.5))
-                    if mean > shi:
-                        self.sm_hi = mean
-                    else:
-                        self.sm_lo = mean
+            self.sm_sum += value
+            if len(ring) < w:
+                return part
+        else:
+            k = self.sm_pos
+            self.sm_sum += value - ring[k]
+            ring[k] = value
+            k += 1
+            if k == w:
+                k = 0
+                self.sm_sum = sum(ring)  # once a lap: no rounding drift
+            self.sm_pos = k
+        mean = self.sm_sum / w
+        shi = self.sm_hi
+        if shi is None:
+            self.sm_hi = self.sm_lo = mean
+        elif mean > shi or mean < self.sm_lo:
+            if sigma is not None and self._records_count():
+                # the mean of w points has 1/sqrt(w) of the noise
+                part = max(part, self._beyond(mean, shi, self.sm_lo, self.extreme_k * sigma / w ** 0.5))
+            if mean > shi:
+                self.sm_hi = mean
+            else:
+                self.sm_lo = mean
         return part
 
     def _scheduled(self, i: int, score: float) -> float:
