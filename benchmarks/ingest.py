@@ -161,8 +161,9 @@ def _store_only(data: str, work: str, batch_rows: int = 20000, path: str = "clie
     elapsed = time.perf_counter() - t0
     n = sum(t.num_rows for t in tables)
     stored = n if path != "null" else 0
-    return {"mode": "store_only" if path == "client" else f"engine_{path}", "elapsed_s": elapsed, "read": n, "stored": stored,
-            "store_signals": store.counts()["signals"], "peak_rss_mb": _peak_rss_mb()}
+    return {"mode": "store_only" if path == "client" else f"engine_{path}", "elapsed_s": elapsed,
+            "read": n, "stored": stored, "store_signals": store.counts()["signals"],
+            "peak_rss_mb": _peak_rss_mb()}
 
 
 def _run_child(mode: str, data: Path, work: Path, brokers: str = "", topic: str = "",

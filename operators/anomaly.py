@@ -174,9 +174,10 @@ class SeasonalDetector:
     ``extreme_span_ms`` (the record test: the critical excess as a fraction of the all-time
     range, the least excess in sigmas, the trailing-mean length, and the history it needs;
     ``extreme_m = 0`` turns it off), ``schedule_tol`` (how close to the last spikes' interval a
-    spike must come to be a schedule; 0: off). The defaults were chosen on simulated scenarios outside
-    the gold suite; the record test's ``extreme_after`` on NAB, ``extreme_k`` as the least
-    that keeps it quiet on Gaussian noise, and its day of history from the simulated suite.
+    spike must come to be a schedule; 0: off). The defaults were chosen on simulated scenarios
+    outside the gold suite; the record test's ``extreme_after`` on NAB, ``extreme_k`` as the
+    least that keeps it quiet on Gaussian noise, and its day of history from the simulated
+    suite.
     """
 
     period: Optional[int] = None
@@ -444,8 +445,9 @@ class SeasonalDetector:
             return 0.0
         return past / (hi - lo) / self.extreme_m
 
-    def _extreme(self, value: float, sigma: Optional[float]) -> float:
-        """The new-record part for ``value`` (``sigma`` None: only learn), then take ``value``
+    def _extreme(self, value: float, scale: Optional[float]) -> float:
+        """The new-record part for ``value`` (``scale``, the core noise scale; None: only
+        learn), then take ``value``
         into the all-time range of the value and of its trailing mean. A point beyond anything
         the series ever showed, once its history is long, is news whatever the model expected:
         a climb to a record, a burst over all earlier bursts, a drop below the floor. O(1): a
@@ -456,8 +458,8 @@ class SeasonalDetector:
             self.ext_hi = self.ext_lo = value
             self.first_ts = self.last_ts
         elif value > hi or value < self.ext_lo:
-            if sigma is not None and self._records_count():
-                part = self._beyond(value, hi, self.ext_lo, self.extreme_k * sigma)
+            if scale is not None and self._records_count():
+                part = self._beyond(value, hi, self.ext_lo, self.extreme_k * scale)
             if value > hi:
                 self.ext_hi = value
             else:
@@ -485,9 +487,9 @@ class SeasonalDetector:
         if shi is None:
             self.sm_hi = self.sm_lo = mean
         elif mean > shi or mean < self.sm_lo:
-            if sigma is not None and self._records_count():
+            if scale is not None and self._records_count():
                 # the mean of w points has 1/sqrt(w) of the noise
-                part = max(part, self._beyond(mean, shi, self.sm_lo, self.extreme_k * sigma / w ** 0.5))
+                part = max(part, self._beyond(mean, shi, self.sm_lo, self.extreme_k * scale / w ** 0.5))
             if mean > shi:
                 self.sm_hi = mean
             else:
