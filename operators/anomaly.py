@@ -204,12 +204,12 @@ class SeasonalDetector:
     phase_margin: float = 1.5  # a phase's own scale counts when it exceeds the global one this much
     tail_q: float = 0.01  # tail-consistent scale from this upper fraction of recent |residuals| (0: off)
     t_scale: bool = True  # critical values from Student's t for the estimated scale (False: normal)
-    schedule_tol: float = 0.05  # a spike at the last spikes' interval (within this fraction) is a schedule (0: off)
-    extreme_m: float = 0.02  # a new all-time high/low past the old range by this fraction of it scores 0.5 (0: off)
-    extreme_k: float = 1.0  # ... and only once it passes the old extreme by this many (core) sigmas
-    extreme_smooth: int = 10  # the trailing mean of this many points is tested the same way (<= 1: off)
-    extreme_after: int = 300  # records count after this many points (under exchangeable noise point n is one w.p. 1/n) ...
-    extreme_span_ms: int = 86_400_000  # ... and a day of event time (before a full day, a daily peak is a record)
+    schedule_tol: float = 0.05  # a spike at the last spikes' interval (this close) is a schedule
+    extreme_m: float = 0.02  # a record past the old range by this fraction of it scores 0.5 (0: off)
+    extreme_k: float = 1.0  # ... and it must pass the old extreme by this many core sigmas
+    extreme_smooth: int = 10  # the trailing mean of this many points is tested too (<= 1: off)
+    extreme_after: int = 300  # records count after this many points ...
+    extreme_span_ms: int = 86_400_000  # ... and a day of event time
     # -- state
     n: int = 0
     buf: List[float] = field(default_factory=list)
