@@ -20,7 +20,10 @@ pickles for Bytewax snapshots). The model, per point ``x_t``:
 * tests on ``z_t = r_t / sigma_t``: a spike test at the generalized-ESD critical value for the
   residual window (Student's t with the scale estimate's effective degrees of freedom, for
   ``alpha / (2 n)``: conservative while the scale rests on few points, the normal value once
-  it is firm), a two-sided CUSUM for level shifts, a short/long variance ratio for variance
+  it is firm), and beside it Seasonal Hybrid ESD made streaming: the last 256 residuals, their
+  median and MAD (no narrower than the tail-consistent scale), and Rosner's generalized ESD
+  over them with at most 2% outliers, refit every 128 points; a point is a spike when either
+  test says so. Then a two-sided CUSUM for level shifts, a short/long variance ratio for variance
   changes, a drift test on the level (moved over the last 240 points by more than 6 sigmas
   and more than in any horizon before: a leak that Holt's slope would follow silently),
   runs of identical values for flat-lining, and new records: the value, or its 10-point mean,
@@ -48,6 +51,7 @@ True
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import Dict, List, Optional, Tuple
@@ -68,6 +72,31 @@ def t_critical(p_two_sided: float, df: int) -> float:
         from scipy.stats import t as student_t
 
         v = _T_CACHE[key] = float(student_t.ppf(1.0 - p_two_sided / 2.0, df))
+    return v
+
+
+_ESD_CACHE: Dict[Tuple[int, int, float], List[float]] = {}
+
+
+def esd_critical(n: int, k: int, alpha: float) -> List[float]:
+    """Rosner's generalized-ESD critical values lambda_1 .. lambda_k for ``n`` points:
+    ``lambda_i = (n - i) t_{p, n-i-1} / sqrt((n - i - 1 + t^2) (n - i + 1))`` with
+    ``p = 1 - alpha / (2 (n - i + 1))`` (cached by n, k and alpha).
+
+    >>> [round(x, 2) for x in esd_critical(100, 2, 0.05)]
+    [3.38, 3.38]
+    """
+    key = (n, k, alpha)
+    v = _ESD_CACHE.get(key)
+    if v is None:
+        v = []
+        for i in range(1, k + 1):
+            df = n - i - 1
+            if df < 1:
+                break
+            t = t_critical(alpha / (n - i + 1), df)
+            v.append((n - i) * t / ((df + t * t) * (n - i + 1)) ** 0.5)
+        _ESD_CACHE[key] = v
     return v
 
 
@@ -173,7 +202,10 @@ class SeasonalDetector:
     the normal ones), ``extreme_m`` / ``extreme_k`` / ``extreme_smooth`` / ``extreme_after`` /
     ``extreme_span_ms`` (the record test: the critical excess as a fraction of the all-time
     range, the least excess in sigmas, the trailing-mean length, and the history it needs;
-    ``extreme_m = 0`` turns it off), ``schedule_tol`` (how close to the last spikes' interval a
+    ``extreme_m = 0`` turns it off), ``esd_window`` / ``esd_every`` / ``esd_max_anoms`` (the
+    streaming generalized ESD: residuals in its window, how often it is refit, the largest
+    fraction of outliers it looks for; ``esd_window = 0`` turns it off; its alpha is ``alpha``
+    per ``window`` points, the spike test's false-alarm rate), ``schedule_tol`` (how close to the last spikes' interval a
     spike must come to be a schedule; 0: off). The defaults were chosen on simulated scenarios
     outside the gold suite; the record test's ``extreme_after`` on NAB, ``extreme_k`` as the
     least that keeps it quiet on Gaussian noise, and its day of history from the simulated
@@ -204,6 +236,9 @@ class SeasonalDetector:
     phase_margin: float = 1.5  # a phase's own scale counts when it exceeds the global one this much
     tail_q: float = 0.01  # tail-consistent scale from this upper fraction of recent |residuals| (0: off)
     t_scale: bool = True  # critical values from Student's t for the estimated scale (False: normal)
+    esd_window: int = 256  # residuals the streaming generalized ESD looks at (0: off)
+    esd_every: int = 128  # ... refitting its median, MAD and critical value this often
+    esd_max_anoms: float = 0.02  # ... with at most this fraction of the window outliers
     schedule_tol: float = 0.05  # a spike at the last spikes' interval (this close) is a schedule
     extreme_m: float = 0.02  # a record past the old range by this fraction of it scores 0.5 (0: off)
     extreme_k: float = 1.0  # ... and it must pass the old extreme by this many core sigmas
@@ -249,6 +284,12 @@ class SeasonalDetector:
     blocks: List[float] = field(default_factory=list)  # means of the deseasonalized blocks
     blocks_start: int = 0  # point index where blocks[0] begins
     fixed_period: bool = False
+    # -- the streaming generalized ESD: a ring of recent residuals and the last refit
+    esd_ring: object = field(default_factory=lambda: array("d"))
+    esd_pos: int = 0
+    esd_med: float = 0.0
+    esd_mad: float = 0.0  # 0: not fitted yet
+    esd_lam: float = 0.0  # critical value for the next outlier
     # -- the all-time range of the value and of its trailing mean (None: nothing seen yet)
     ext_hi: Optional[float] = None
     ext_lo: Optional[float] = None
@@ -261,6 +302,8 @@ class SeasonalDetector:
 
     def __post_init__(self) -> None:
         self.lam = _PHI.inv_cdf(1.0 - self.alpha / (2.0 * self.window))
+        if not isinstance(self.esd_ring, array):  # restored from JSON
+            self.esd_ring = array("d", self.esd_ring)
 
     # -- learning ----------------------------------------------------------------------------
     @staticmethod
@@ -434,6 +477,54 @@ class SeasonalDetector:
         self.level -= sum(season2) / p2
         self.blocks, self.block = [], 0
 
+    # -- streaming generalized ESD (Seasonal Hybrid ESD's median / MAD form) ---------------
+    def _esd(self, r: float, floor: float) -> float:
+        """The ESD part for residual ``r`` against the last refit (|r - median| / MAD over the
+        critical value for the window's next outlier; 1 = critical), then ``r`` joins the
+        window. Every ``esd_every`` points the full window is refit: median, MAD, and Rosner's
+        generalized ESD over its largest deviations (at most ``esd_max_anoms`` of the window)
+        finds how many outliers it holds, j; a new point must beat lambda_{j+1}. The removal
+        steps keep the first median and MAD (with at most 2% removed they barely move). The
+        scale is the MAD but no narrower than ``floor``, the tail-consistent scale: a skewed or
+        bursty series (errors, saturation near zero) has a heavier tail than its MAD says.
+        O(1) per point, O(W) per refit."""
+        mad = self.esd_mad
+        part = 0.0
+        if mad > 0.0:
+            part = abs(r - self.esd_med) / (floor if floor > mad else mad) / self.esd_lam
+        ring = self.esd_ring
+        w = self.esd_window
+        if len(ring) < w:
+            ring.append(r)
+        else:
+            pos = self.esd_pos
+            ring[pos] = r
+            self.esd_pos = pos + 1 if pos + 1 < w else 0
+            if pos % self.esd_every == 0:  # the test needs its whole sample: refit when full
+                self._esd_refit()
+        return part
+
+    def _esd_refit(self) -> None:
+        import numpy as np
+
+        x = np.frombuffer(self.esd_ring, dtype=np.float64)
+        n = len(x)
+        med = float(np.median(x))
+        dev = np.abs(x - med)
+        mad = 1.4826 * float(np.median(dev))
+        if not mad > 0.0:
+            return
+        k = max(1, int(self.esd_max_anoms * n))
+        # the same per-point false-alarm rate as the spike test's (alpha over its window)
+        lams = esd_critical(n, k + 1, self.alpha * n / self.window)
+        top = np.sort(np.partition(dev, n - k)[n - k:])[::-1] / mad if k < n else np.sort(dev)[::-1] / mad
+        j = 0
+        for i in range(min(k, len(lams))):
+            if top[i] > lams[i]:
+                j = i + 1
+        self.esd_med, self.esd_mad = med, mad
+        self.esd_lam = lams[min(j, len(lams) - 1)]
+
     # -- new extremes ------------------------------------------------------------------------
     def _beyond(self, x: float, hi: Optional[float], lo: Optional[float], margin: float) -> float:
         """How far ``x`` lies past the range [lo, hi] seen so far, as a fraction of that range
@@ -562,14 +653,17 @@ class SeasonalDetector:
             # the largest per-phase scale near this phase absorbs a little timing jitter
             # (estimates from few points scatter: only a phase well above the global scale,
             # by the factor phase_margin, widens the band)
-            w = max(1, int(round(self.phase_jitter * p)))
+            w = int(round(self.phase_jitter * p)) or 1
             pm = self.pmad
             lo, hi = phase - w, phase + w + 1
             top = (max(pm[lo:hi]) if lo >= 0 and hi <= p else max(pm[k % p] for k in range(lo, hi)))
             top /= self.phase_margin
             if top > scale:
                 scale = top
-        sigma = max(1.2533 * scale, 1e-9 + 1e-6 * abs(expected))
+        sigma = 1.2533 * scale
+        least = 1e-9 + 1e-6 * abs(expected)
+        if least > sigma:
+            sigma = least
         if self.tail_q:
             # tail-consistent scale: the series' recent |residuals| have an upper percentile
             # (tail_q) that Gaussian noise of scale sigma would rarely reach? Then its noise is
@@ -578,6 +672,8 @@ class SeasonalDetector:
             floor = self._tail_floor()
             if floor > sigma:
                 sigma = floor
+        else:
+            floor = 0.0
         r = value - expected
         z = r / sigma
         if self.t_scale:
@@ -593,13 +689,18 @@ class SeasonalDetector:
 
         # spike (ESD critical value) and CUSUM (level shift) and variance ratio
         spike = abs(z) / lam
-        self.cs_hi = max(0.0, self.cs_hi + z - self.cusum_k)
-        self.cs_lo = max(0.0, self.cs_lo - z - self.cusum_k)
-        shift = max(self.cs_hi, self.cs_lo) / self.cusum_h
-        zc = max(-lam, min(lam, z))
+        hi_ = self.cs_hi + z - self.cusum_k
+        lo_ = self.cs_lo - z - self.cusum_k
+        self.cs_hi = hi_ = hi_ if hi_ > 0.0 else 0.0
+        self.cs_lo = lo_ = lo_ if lo_ > 0.0 else 0.0
+        shift = (hi_ if hi_ > lo_ else lo_) / self.cusum_h
+        zc = lam if z > lam else (-lam if z < -lam else z)
         self.var_short += 0.1 * (zc * zc - self.var_short)
         variance = self.var_short / 6.0  # a 6x variance burst scores 0.5
         flat = (self.same_run / self.flat_run) if self.varied else 0.0
+        esd = self._esd(r, floor) if self.esd_window else 0.0
+        if esd > spike:  # the generalized ESD over the recent residuals is the other spike test
+            spike = esd
         parts = {"spike": spike, "level_shift": shift, "variance": variance, "flatline": flat}
         if self.drift_every and len(self.drift_hist) >= 2 and self.drift_ring:
             # trend drift: the baseline's level has moved further over the last horizon than
@@ -607,8 +708,13 @@ class SeasonalDetector:
             # which Holt's slope follows without a residual ever standing out)
             moved = abs(self.level - self.drift_ring[0])
             parts["drift"] = moved / max(self.drift_k * sigma, self.drift_margin * max(self.drift_hist))
-        kind = model_kind = max(parts, key=parts.get)
-        raw = parts[kind]
+        kind, raw = "spike", spike  # the largest part (the first of equals, as max() gives)
+        for k, v in parts.items():
+            if v > raw:
+                kind, raw = k, v
+        model_kind = kind
+        if self.esd_window:
+            parts["esd"] = esd  # evidence: which spike test it was
         score = raw / (1.0 + raw) if raw < 1e9 else 1.0  # critical value (raw = 1) -> 0.5
 
         alarm = score >= 0.5
@@ -645,7 +751,9 @@ class SeasonalDetector:
             self.drift_ring = [x + r for x in self.drift_ring]
 
         # learn from the winsorized residual
-        rw = max(-3.0 * sigma, min(3.0 * sigma, r))
+        cap = 3.0 * sigma
+        rw = cap if r > cap else (-cap if r < -cap else r)
+        ar = r if r >= 0.0 else -r
         self.level += self.slope + self.level_alpha * rw
         self.slope += self.slope_beta * self.level_alpha * rw
         if p2:
@@ -653,10 +761,14 @@ class SeasonalDetector:
         if p > 1:
             self.season[phase] += self.season_gamma * (1.0 - self.level_alpha) * rw
             pm = self.pmad
-            pm[phase] = max(self.mad, pm[phase] + self.season_gamma * (min(abs(r), self.phase_cap * sigma) - pm[phase]))
-        self.mad += self.scale_alpha * (min(abs(r), 3.0 * sigma / 1.2533) - self.mad)
+            pc = self.phase_cap * sigma
+            v = pm[phase] + self.season_gamma * ((ar if ar < pc else pc) - pm[phase])
+            pm[phase] = v if v > self.mad else self.mad
+        c3 = 3.0 * sigma / 1.2533
+        self.mad += self.scale_alpha * ((ar if ar < c3 else c3) - self.mad)
         if self.tail_q:
-            self._tail_add(min(abs(r), self.phase_cap * sigma))
+            pc = self.phase_cap * sigma
+            self._tail_add(ar if ar < pc else pc)
         if self.drift_every:
             self._drift_track()
         band = lam * sigma

@@ -21,6 +21,7 @@ detector's learned baseline exports to / imports from JSON for the ``detector_st
 from __future__ import annotations
 
 import json
+from array import array
 from dataclasses import dataclass, field, fields
 from typing import Dict, Iterable, List, Tuple
 
@@ -34,7 +35,8 @@ _STATE_FIELDS = [f.name for f in fields(SeasonalDetector)]
 
 def export_state(d: SeasonalDetector) -> str:
     """A detector's parameters and learned baseline as JSON."""
-    return json.dumps({k: getattr(d, k) for k in _STATE_FIELDS})
+    return json.dumps({k: (v.tolist() if isinstance(v, array) else v)
+                       for k, v in ((k, getattr(d, k)) for k in _STATE_FIELDS)})
 
 
 def import_state(text: str) -> SeasonalDetector:

@@ -199,3 +199,52 @@ def test_a_spike_on_a_schedule_is_reported_twice_then_learned():
     assert hits[:2] == [700, 1100] and not set(hits) & set(range(1500, 3000, 400))
     values[2300 + 150] = 13.5  # off the schedule: still news
     assert run(values)[2450].is_anomaly
+
+
+def _rosner(x: list[float], k: int, alpha: float) -> int:
+    """Textbook generalized ESD (median / MAD form, re-centred after each removal): outliers."""
+    from operators.anomaly import esd_critical
+
+    xs = list(x)
+    lams = esd_critical(len(x), k, alpha)
+    found = 0
+    for i in range(k):
+        s = sorted(xs)
+        med = s[len(s) // 2] if len(s) % 2 else (s[len(s) // 2 - 1] + s[len(s) // 2]) / 2
+        dev = sorted(abs(v - med) for v in xs)
+        mad = 1.4826 * (dev[len(dev) // 2] if len(dev) % 2 else (dev[len(dev) // 2 - 1] + dev[len(dev) // 2]) / 2)
+        far = max(xs, key=lambda v: abs(v - med))
+        if abs(far - med) / mad > lams[i]:
+            found = i + 1
+        xs.remove(far)
+    return found
+
+
+def test_the_streaming_esd_counts_outliers_as_rosner_does():
+    r = random.Random(31)
+    d = SeasonalDetector(period=1, warmup=50, esd_window=256, esd_every=1)
+    window = [r.gauss(0, 1) for _ in range(256)]
+    for at, v in ((10, 9.0), (100, -8.5), (200, 10.0)):
+        window[at] = v
+    d.esd_ring.extend(window)
+    d._esd_refit()
+    k = max(1, int(d.esd_max_anoms * 256))
+    from operators.anomaly import esd_critical
+
+    lams = esd_critical(256, k + 1, d.alpha * 256 / d.window)
+    assert _rosner(window, k, d.alpha * 256 / d.window) == 3
+    assert d.esd_lam == lams[3]  # a new point must beat the 4th outlier's critical value
+    assert abs(d.esd_med) < 0.2 and 0.8 < d.esd_mad < 1.25
+
+
+def test_the_esd_window_survives_a_state_export():
+    from operators.detect import export_state, import_state
+
+    values = _bursty(1200, seed=13)
+    a = SeasonalDetector()
+    for i, v in enumerate(values[:900]):
+        a.update(i * STEP, v)
+    b = import_state(export_state(a))
+    assert len(b.esd_ring) == a.esd_window and b.esd_mad == a.esd_mad
+    for i, v in enumerate(values[900:], 900):
+        assert a.update(i * STEP, v).score == b.update(i * STEP, v).score
