@@ -337,7 +337,7 @@ def add_detection(flow: Dataflow, new_metrics, settings: Settings, store_factory
     # (detect_shard, (detect_shard, [metric Signal]))
 
     def builder(resume: Optional[bytes]) -> _Detect:
-        state = pickle.loads(resume) if resume else _DetectState(SeriesDetectors({"warmup": settings.detect_warmup}))
+        state = pickle.loads(resume) if resume else _DetectState(SeriesDetectors(settings.detect_params()))
         return _Detect(state, store_factory, shards, settings.baseline_seconds, counters)
 
     events = op.stateful_batch("detect", keyed, builder)

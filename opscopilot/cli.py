@@ -423,7 +423,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
         "SELECT tenant, service, name, series, toUnixTimestamp64Milli(ts), value FROM {db}.signals "
         "WHERE kind = 'metric' AND ts >= (SELECT max(ts) FROM {db}.signals WHERE kind = 'metric') "
         "- toIntervalSecond({s:UInt32}) ORDER BY tenant, service, series, ts", {"s": seconds})
-    det = SeriesDetectors({"warmup": settings.detect_warmup})
+    det = SeriesDetectors(settings.detect_params())
     events = det.process(Signal("metric", ts, tenant=t, service=svc, name=n, series=ser, value=v)
                          for t, svc, n, ser, ts, v in rows)
     saved = store.write_detector_states(det.export(), DETECTOR)

@@ -24,6 +24,14 @@ class SettingsError(ValueError):
     """A setting has a value the program cannot use; the message names the setting."""
 
 
+def _esd_window(env: Mapping[str, str]) -> int:
+    """``OPSCOPILOT_DETECT_ESD_WINDOW``: 0 (off) or at least 30 residuals."""
+    n = _env_int(env, "OPSCOPILOT_DETECT_ESD_WINDOW", 256, 0)
+    if 0 < n < 30:
+        raise SettingsError(f"OPSCOPILOT_DETECT_ESD_WINDOW={n}: use 0 (off) or at least 30 residuals")
+    return n
+
+
 def _env_int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -78,6 +86,8 @@ class Settings:
     # detection: on by default; points a new series learns from; seconds between baseline saves
     detect: bool = True
     detect_warmup: int = 100
+    detect_records: bool = True  # new all-time highs / lows count as anomalies (after a day)
+    detect_esd_window: int = 256  # residuals of the streaming generalized ESD (0: off)
     baseline_seconds: float = 60.0
     log_clustering: bool = True
     novelty_baseline_seconds: float = 1800.0
@@ -98,6 +108,13 @@ class Settings:
     oidc_jwks: str = ""
     oidc_issuer: str = ""
     oidc_audience: str = ""
+
+    def detect_params(self) -> dict:
+        """Parameters of each series' ``SeasonalDetector`` (the rest are its defaults)."""
+        params: dict = {"warmup": self.detect_warmup, "esd_window": self.detect_esd_window}
+        if not self.detect_records:
+            params["extreme_m"] = 0.0
+        return params
 
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None, **overrides: Any) -> "Settings":
@@ -123,6 +140,8 @@ class Settings:
             progress_seconds=_env_float(env, "OPSCOPILOT_PROGRESS_SECONDS", 2.0, 0.0),
             detect=env.get("OPSCOPILOT_DETECT", "1") not in ("0", "false", "no", "off"),
             detect_warmup=_env_int(env, "OPSCOPILOT_DETECT_WARMUP", 100, 10),
+            detect_records=env.get("OPSCOPILOT_DETECT_RECORDS", "1") not in ("0", "false", "no", "off"),
+            detect_esd_window=_esd_window(env),
             baseline_seconds=_env_float(env, "OPSCOPILOT_BASELINE_SECONDS", 60.0, 1.0),
             log_clustering=env.get("OPSCOPILOT_LOG_CLUSTERING", "1") not in ("0", "false", "no", "off"),
             novelty_baseline_seconds=_env_float(env, "OPSCOPILOT_NOVELTY_BASELINE_SECONDS", 1800.0, 0.0),

@@ -41,6 +41,24 @@ def test_settings_from_env_and_redaction():
         Settings.from_env({"OPSCOPILOT_KAFKA_URL": "localhost:9092"})
 
 
+def test_detector_settings_reach_the_detectors():
+    from operators.detect import SeriesDetectors
+
+    assert Settings.from_env({}).detect_params() == {"warmup": 100, "esd_window": 256}
+    s = Settings.from_env({"OPSCOPILOT_DETECT_RECORDS": "off", "OPSCOPILOT_DETECT_ESD_WINDOW": "0",
+                           "OPSCOPILOT_DETECT_WARMUP": "50"})
+    det = SeriesDetectors(s.detect_params())
+    from schemas.validate import validate_record
+
+    point = validate_record({"kind": "metric", "service": "api", "name": "cpu", "ts": 1_700_000_000_000,
+                             "value": 1.0}, 1_800_000_000_000, 0)
+    det.process([point])
+    d = next(iter(det.detectors.values()))
+    assert (d.warmup, d.esd_window, d.extreme_m) == (50, 0, 0.0)
+    with pytest.raises(SettingsError, match="OPSCOPILOT_DETECT_ESD_WINDOW"):
+        Settings.from_env({"OPSCOPILOT_DETECT_ESD_WINDOW": "5"})
+
+
 def test_demo_streams_a_simulated_incident(tmp_path):
     p = run_cli(["demo", "--no-serve", "--scenario", "db-outage", "--data-dir", str(tmp_path), "--progress", "0"], timeout=300)
     assert "dependency_outage on" in p.stdout and "0 dead letters" in p.stdout
