@@ -130,6 +130,18 @@ def test_rows_to_arrow_matches_schema():
     assert t.column("ts").to_pylist()[0].timestamp() * 1000 == NOW
 
 
+def test_rows_to_arrow_builds_one_value_columns_the_same():
+    import pyarrow as pa
+
+    rows = [v({"ts": NOW + i, "kind": "log", "service": "api", "body": f"line {i % 3}"}) for i in range(50)]
+    rows.append(v({"ts": NOW, "kind": "log", "service": "web", "body": "x", "trace_id": "t"}))
+    for batch in (rows[:50], rows, rows[:1], []):  # one-value columns, mixed, one row, none
+        t = rows_to_arrow(batch)
+        plain = pa.Table.from_arrays([pa.array([getattr(r, c) for r in batch], type=f.type)
+                                      for c, f in zip(COLUMNS, ARROW_SCHEMA)], schema=ARROW_SCHEMA)
+        assert t.equals(plain)
+
+
 CANONICAL = [
     {"kind": "metric", "ts": NOW, "service": "api", "name": "cpu", "value": 0.5, "labels": {"b": "1", "a": "2"}},
     {"kind": "metric", "ts": 1_718_000_000, "service": "api", "name": "cpu", "value": 1},
