@@ -517,7 +517,9 @@ class SeasonalDetector:
         k = max(1, int(self.esd_max_anoms * n))
         # the same per-point false-alarm rate as the spike test's (alpha over its window)
         lams = esd_critical(n, k + 1, self.alpha * n / self.window)
-        top = np.sort(np.partition(dev, n - k)[n - k:])[::-1] / mad if k < n else np.sort(dev)[::-1] / mad
+        if not lams:  # too few residuals for the test
+            return
+        top = np.sort(np.partition(dev, n - k)[n - k:])[::-1] / mad  # the k largest, largest first
         j = 0
         for i in range(min(k, len(lams))):
             if top[i] > lams[i]:
