@@ -32,6 +32,11 @@ def _esd_window(env: Mapping[str, str]) -> int:
     return n
 
 
+def _env_on(env: Mapping[str, str], name: str) -> bool:
+    """A switch that is on unless set to 0, false, no or off."""
+    return env.get(name, "1") not in ("0", "false", "no", "off")
+
+
 def _env_int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -138,14 +143,14 @@ class Settings:
             max_record_bytes=_env_int(env, "OPSCOPILOT_MAX_RECORD_BYTES", 256 * 1024, 64),
             max_future_seconds=_env_int(env, "OPSCOPILOT_MAX_FUTURE_SECONDS", 15 * 60, 0),
             progress_seconds=_env_float(env, "OPSCOPILOT_PROGRESS_SECONDS", 2.0, 0.0),
-            detect=env.get("OPSCOPILOT_DETECT", "1") not in ("0", "false", "no", "off"),
+            detect=_env_on(env, "OPSCOPILOT_DETECT"),
             detect_warmup=_env_int(env, "OPSCOPILOT_DETECT_WARMUP", 100, 10),
-            detect_records=env.get("OPSCOPILOT_DETECT_RECORDS", "1") not in ("0", "false", "no", "off"),
+            detect_records=_env_on(env, "OPSCOPILOT_DETECT_RECORDS"),
             detect_esd_window=_esd_window(env),
             baseline_seconds=_env_float(env, "OPSCOPILOT_BASELINE_SECONDS", 60.0, 1.0),
-            log_clustering=env.get("OPSCOPILOT_LOG_CLUSTERING", "1") not in ("0", "false", "no", "off"),
+            log_clustering=_env_on(env, "OPSCOPILOT_LOG_CLUSTERING"),
             novelty_baseline_seconds=_env_float(env, "OPSCOPILOT_NOVELTY_BASELINE_SECONDS", 1800.0, 0.0),
-            incidents=env.get("OPSCOPILOT_INCIDENTS", "1") not in ("0", "false", "no", "off"),
+            incidents=_env_on(env, "OPSCOPILOT_INCIDENTS"),
             incident_lateness_seconds=_env_float(env, "OPSCOPILOT_INCIDENT_LATENESS_SECONDS", 30.0, 0.0),
             incident_gap_seconds=_env_float(env, "OPSCOPILOT_INCIDENT_GAP_SECONDS", 900.0, 10.0),
             topology_files=tuple(p for p in (env.get("OPSCOPILOT_TOPOLOGY") or "").split(",") if p),
