@@ -91,7 +91,7 @@ class Settings:
     # detection: on by default; points a new series learns from; seconds between baseline saves
     detect: bool = True
     detect_warmup: int = 100
-    detect_records: bool = True  # new all-time highs / lows count as anomalies (after a day)
+    detect_records: bool = True  # new all-time highs / lows and bursts count as anomalies (after a day)
     detect_esd_window: int = 256  # residuals of the streaming generalized ESD (0: off)
     baseline_seconds: float = 60.0
     log_clustering: bool = True
@@ -118,7 +118,7 @@ class Settings:
         """Parameters of each series' ``SeasonalDetector`` (the rest are its defaults)."""
         params: dict = {"warmup": self.detect_warmup, "esd_window": self.detect_esd_window}
         if not self.detect_records:
-            params["extreme_m"] = 0.0
+            params["extreme_m"] = params["burst_m"] = 0.0  # records of the value and of bursts
         return params
 
     @classmethod

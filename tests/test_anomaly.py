@@ -196,11 +196,30 @@ def test_a_spike_on_a_schedule_is_reported_twice_then_learned():
     values = [10 + r.gauss(0, 0.3) for _ in range(3000)]
     for k, at in enumerate(range(700, 3000, 400)):  # a nightly job every 400 points (no new highs)
         values[at] = 14.0 - 0.1 * k
-    verdicts = run(values)
+    verdicts = run(values, familiar_k=0)  # the schedule rule alone (familiarity would also learn it)
     hits = [i for i, v in enumerate(verdicts) if v.is_anomaly]
     assert hits[:2] == [700, 1100] and not set(hits) & set(range(1500, 3000, 400))
     values[2300 + 150] = 13.5  # off the schedule: still news
-    assert run(values)[2450].is_anomaly
+    assert run(values, familiar_k=0)[2450].is_anomaly
+
+
+def test_familiar_spikes_are_learned_and_a_larger_one_is_news():
+    r = random.Random(5)
+    values = [10 + r.gauss(0, 0.3) for _ in range(4000)]
+    at = 400
+    spikes = []
+    while at < 3500:  # a batch job about every 250 points, its timing wandering by up to 20%
+        spikes.append(at)
+        values[at] = 13.0 + 0.5 * r.random()
+        at += int(250 * (0.8 + 0.4 * r.random()))
+    values[3800] = 15.0  # larger than any before
+    hits = [i for i, v in enumerate(run(values)) if v.is_anomaly]
+    loud = [i for i, v in enumerate(run(values, familiar_k=0)) if v.is_anomaly]
+    # a spike is familiar when 3 earlier ones were at least as large: of the later spikes only
+    # those among the largest so far are reported; without the rule most of them alarm
+    assert hits[:2] == spikes[:2] and len(set(hits) & set(spikes[5:])) <= 2
+    assert len(set(loud) & set(spikes[5:])) >= 4
+    assert 3800 in hits
 
 
 def _rosner(x: list[float], k: int, alpha: float) -> int:
@@ -250,3 +269,39 @@ def test_the_esd_window_survives_a_state_export():
     assert len(b.esd_ring) == a.esd_window and b.esd_mad == a.esd_mad
     for i, v in enumerate(values[900:], 900):
         assert a.update(i * STEP, v).score == b.update(i * STEP, v).score
+
+
+def test_a_three_point_spike_does_not_move_the_baseline():
+    r = random.Random(8)
+    values = [10 + r.gauss(0, 0.3) for _ in range(1000)]
+    values[600] = values[601] = values[602] = 16.0  # three points at 20 sigmas: a spike, no shift
+    verdicts = run(values)
+    assert verdicts[600].kind == "spike"
+    assert all(abs(v.expected - 10) < 1.0 for v in verdicts[603:700])
+    moved = run(values, cusum_clip=0)  # residuals unclipped: the CUSUM takes it for a shift
+    assert max(abs(v.expected - 10) for v in moved[603:700]) > 5
+
+
+def test_a_burst_of_middling_points_is_news_once_the_history_is_long():
+    r = random.Random(9)
+    n = 3000
+    values = [10 + r.gauss(0, 0.3) for _ in range(n)]
+    for i in range(2500, 2530):  # 30 points at 2.5-3.5 sigmas: none passes the spike test
+        values[i] = 10 + (0.75 + 0.3 * r.random()) * (1 if i % 2 else -1)
+    d = SeasonalDetector()
+    verdicts = [d.update(i * 3_600_000, v) for i, v in enumerate(values)]  # hourly: a day passes early
+    assert not any(v.parts.get("spike", 0) >= 1 for v in verdicts[2500:2530])
+    assert any(v.kind == "burst" for v in verdicts[2500:2530])
+    off = SeasonalDetector(burst_m=0)
+    assert not any(off.update(i * 3_600_000, v).is_anomaly for i, v in enumerate(values[:2530]))
+
+
+def test_bursts_stay_quiet_on_noise():
+    bursts = 0
+    for seed in range(10):
+        r = random.Random(300 + seed)
+        d = SeasonalDetector()
+        bursts += sum(d.update(i * 3_600_000, 10 + r.gauss(0, 0.3)).kind == "burst" for i in range(5000))
+    # in 50,000 points of Gaussian noise (6 here: a new high of the burst mean comes about as
+    # often as a record of the value, at a rate falling with the history's length)
+    assert bursts <= 8

@@ -54,7 +54,7 @@ def test_detector_settings_reach_the_detectors():
                              "value": 1.0}, 1_800_000_000_000, 0)
     det.process([point])
     d = next(iter(det.detectors.values()))
-    assert (d.warmup, d.esd_window, d.extreme_m) == (50, 0, 0.0)
+    assert (d.warmup, d.esd_window, d.extreme_m, d.burst_m) == (50, 0, 0.0, 0.0)
     with pytest.raises(SettingsError, match="OPSCOPILOT_DETECT_ESD_WINDOW"):
         Settings.from_env({"OPSCOPILOT_DETECT_ESD_WINDOW": "5"})
 
