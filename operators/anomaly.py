@@ -16,7 +16,8 @@ pickles for Bytewax snapshots). The model, per point ``x_t``:
   known to be noisier: per phase (the edges of a daily cycle, a nightly job; with a little
   timing jitter), and where its recent tail is heavier than Gaussian (the upper 1% of recent
   |residuals| must be an ordinary 1% for the scale: clipped, skewed or bursty series such as
-  error ratios and saturation near zero);
+  error ratios and saturation near zero; residuals the spike test flags stay out of it, so
+  one anomaly does not blunt the test for the next);
 * tests on ``z_t = r_t / sigma_t``: a spike test at the generalized-ESD critical value for the
   residual window (Student's t with the scale estimate's effective degrees of freedom, for
   ``alpha / (2 n)``: conservative while the scale rests on few points, the normal value once
@@ -204,7 +205,8 @@ class SeasonalDetector:
     looks, as a fraction of the period; up to how many sigmas it learns; how far above the
     global scale it must be to count), ``tail_q`` (the upper fraction of recent |residuals|
     the tail-consistent scale uses; 0: off), ``t_scale`` (Student's t critical values; False:
-    the normal ones), ``extreme_m`` / ``extreme_k`` / ``extreme_smooth`` / ``extreme_after`` /
+    the normal ones), ``tail_skip`` (residuals at least this far past the spike test's
+    critical value stay out of the tail scale; 0: all enter), ``extreme_m`` / ``extreme_k`` / ``extreme_smooth`` / ``extreme_after`` /
     ``extreme_span_ms`` (the record test: the critical excess as a fraction of the all-time
     range, the least excess in sigmas, the trailing-mean length, and the history it needs;
     ``extreme_m = 0`` turns it off), ``esd_window`` / ``esd_every`` / ``esd_max_anoms`` (the
@@ -241,7 +243,8 @@ class SeasonalDetector:
     burst_long: float = 0.002  # ... and its long-run mean's
     burst_after: int = 200  # ... bursts count after this many scored points (and a day, as records)
     familiar_k: int = 3  # a spike no larger than this many earlier ones on its side is familiar (0: off)
-    familiar_span: int = 4000  # ... earlier: within this many points
+    familiar_span: int = 4000
+    tail_skip: float = 1.0  # residuals whose spike part reaches this stay out of the tail scale (0: none)  # ... earlier: within this many points
     refractory: int = 60
     flat_run: int = 30
     gap_factor: float = 5.0  # a time gap over this many usual steps is missing data (0: off)
@@ -841,7 +844,10 @@ class SeasonalDetector:
             pm[phase] = v if v > self.mad else self.mad
         c3 = 3.0 * sigma / 1.2533
         self.mad += self.scale_alpha * ((ar if ar < c3 else c3) - self.mad)
-        if self.tail_q:
+        if self.tail_q and not (self.tail_skip and spike >= self.tail_skip):
+            # a residual the spike test flags stays out of the tail: an anomaly must not
+            # widen the scale that judges the next one (a heavy-tailed series' ordinary
+            # outliers, under the critical value, still widen it)
             pc = self.phase_cap * sigma
             self._tail_add(ar if ar < pc else pc)
         if self.drift_every:

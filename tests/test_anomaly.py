@@ -305,3 +305,13 @@ def test_bursts_stay_quiet_on_noise():
     # in 50,000 points of Gaussian noise (6 here: a new high of the burst mean comes about as
     # often as a record of the value, at a rate falling with the history's length)
     assert bursts <= 8
+
+
+def test_an_anomaly_does_not_blunt_the_test_for_the_next():
+    r = random.Random(12)
+    values = [10 + r.gauss(0, 0.3) for _ in range(1200)]
+    for i in range(600, 615):  # an episode: 15 points at 8 sigmas
+        values[i] = 10 + 2.4 * (1 if i % 2 else -1)
+    values[800] = 10 + 2.1  # 7 sigmas, 185 points later
+    assert run(values)[800].is_anomaly
+    assert not run(values, tail_skip=0)[800].is_anomaly  # the episode had widened the tail scale
