@@ -36,7 +36,7 @@ pickles for Bytewax snapshots). The model, per point ``x_t``:
   the spike test (the EWMA of the clipped |z| over its long-run mean) beyond the highest such
   run the series ever showed, under the records' history rule. A spike at the same interval
   after the last spike as that one after the spike before is a schedule (a nightly job), not
-  news; nor is a familiar spike, no larger than three reported over the last 4,000 points
+  news; nor is a familiar spike, no larger than two reported over the last 4,000 points
   (a batch job whose timing wanders). Gaps in time are flagged
   on the verdict (``gap``) apart from the score: missing data is news for an operator but
   says nothing about the value.
@@ -242,7 +242,7 @@ class SeasonalDetector:
     burst_rate: float = 0.1  # ... the burst mean's EWMA rate (about 2 / rate - 1 points)
     burst_long: float = 0.002  # ... and its long-run mean's
     burst_after: int = 200  # ... bursts count after this many scored points (and a day, as records)
-    familiar_k: int = 3  # a spike no larger than this many earlier ones on its side is familiar (0: off)
+    familiar_k: int = 2  # a spike no larger than this many earlier ones on its side is familiar (0: off)
     familiar_span: int = 4000
     tail_skip: float = 1.0  # residuals whose spike part reaches this stay out of the tail scale (0: none)  # ... earlier: within this many points
     refractory: int = 60

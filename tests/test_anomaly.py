@@ -215,7 +215,7 @@ def test_familiar_spikes_are_learned_and_a_larger_one_is_news():
     values[3800] = 15.0  # larger than any before
     hits = [i for i, v in enumerate(run(values)) if v.is_anomaly]
     loud = [i for i, v in enumerate(run(values, familiar_k=0)) if v.is_anomaly]
-    # a spike is familiar when 3 earlier ones were at least as large: of the later spikes only
+    # a spike is familiar when 2 earlier ones were at least as large: of the later spikes only
     # those among the largest so far are reported; without the rule most of them alarm
     assert hits[:2] == spikes[:2] and len(set(hits) & set(spikes[5:])) <= 2
     assert len(set(loud) & set(spikes[5:])) >= 4
