@@ -137,10 +137,12 @@ _Q_CACHE: Dict[Tuple[int, int], float] = {}
 
 
 def find_period(values: List[float], min_lag: int = 4, max_lag: Optional[int] = None,
-                min_acf: float = 0.3, prominence: float = 0.2) -> Optional[int]:
+                min_acf: float = 0.3, prominence: float = 0.2, clip: float = 10.0) -> Optional[int]:
     """The lag of the highest autocorrelation peak, or None.
 
-    The series is detrended (least squares line) first; a peak must be a local maximum above
+    The series is detrended (least squares line) first, and values beyond ``clip`` robust
+    sigmas of the median clipped (spikes must not make a period: two bursts a day apart
+    would; 0: no clipping); a peak must be a local maximum above
     ``min_acf`` that stands ``prominence`` above the lowest autocorrelation at a shorter lag
     (a slow trend or cycle longer than the history gives a slowly decaying ACF whose noise
     wiggles are no period). The lag is then refined among its neighbours by the mean ACF at
@@ -163,6 +165,12 @@ def find_period(values: List[float], min_lag: int = 4, max_lag: Optional[int] = 
     t = np.arange(n, dtype=np.float64)
     slope, icept = np.polyfit(t, x, 1) if n > 2 else (0.0, float(x.mean()))
     dev = x - (slope * t + icept)
+    if clip:
+        med = float(np.median(dev))
+        mad = 1.4826 * float(np.median(np.abs(dev - med)))
+        if mad > 0.0:
+            dev = np.clip(dev, med - clip * mad, med + clip * mad)
+            dev -= dev.mean()
     var = float(dev @ dev)
     if not var > 0:
         return None
@@ -489,7 +497,8 @@ class SeasonalDetector:
             return
         p = self.period or 1
         min_lag = max(3, (2 * p) // self.block + 1) if p > 1 else 3
-        lag = find_period(self.blocks, min_lag=min_lag, max_lag=nb // 2)
+        # block means have averaged spikes away already: no clipping
+        lag = find_period(self.blocks, min_lag=min_lag, max_lag=nb // 2, clip=0.0)
         if not lag or nb < 2 * lag:
             return
         prof = self._profile(self.blocks, lag)

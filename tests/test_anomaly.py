@@ -315,3 +315,16 @@ def test_an_anomaly_does_not_blunt_the_test_for_the_next():
     values[800] = 10 + 2.1  # 7 sigmas, 185 points later
     assert run(values)[800].is_anomaly
     assert not run(values, tail_skip=0)[800].is_anomaly  # the episode had widened the tail scale
+
+
+def test_spikes_do_not_make_a_period_but_a_steady_burst_does():
+    from operators.anomaly import find_period
+
+    r = random.Random(3)
+    x = [r.gauss(0, 1) for _ in range(1000)]
+    for k in range(3):  # three outages that happen to come 137 points apart
+        x[100 + 137 * k] += 200
+    assert find_period(x, clip=0.0) == 137  # unclipped, they alone make the autocorrelation
+    assert find_period(x) is None
+    y = [r.gauss(0, 1) + (15 if i % 50 == 7 else 0) for i in range(1000)]  # a job every 50 points
+    assert find_period(y) == 50
