@@ -6,7 +6,7 @@ pickles for Bytewax snapshots). The model, per point ``x_t``:
 
 * decomposition: ``x_t = level_t + slope_t + season_t[phase] + season2_t[phase2] + r_t`` with
   Holt's exponentially weighted level and slope (the trend), a per-phase seasonal profile
-  (period found by autocorrelation from the warm-up and again at 500 and 1,000 points, or
+  (period found by autocorrelation from the warm-up and again at 500, 700 and 1,000 points, or
   given) and, MSTL-style, a second longer one (a weekly cycle over a daily one, found from
   block means of the deseasonalized series; the same search finds a first cycle too long for
   the warm-up, such as a daily cycle of 1-minute points); all learn from winsorized residuals
@@ -256,7 +256,7 @@ class SeasonalDetector:
     refractory: int = 60
     flat_run: int = 30
     gap_factor: float = 5.0  # a time gap over this many usual steps is missing data (0: off)
-    redetect_at: tuple = (500, 1000)  # points at which to look for the period again (): never
+    redetect_at: tuple = (500, 700, 1000)  # points at which to look for the period again (): never
     phase_jitter: float = 0.02  # per-phase scale: look this fraction of the period either side (>= 1 phase)
     phase_cap: float = 10.0  # the per-phase scale learns |residuals| up to this many sigmas
     drift_every: int = 30  # level checkpoints for the drift test (horizon = 8 of them; 0: off)
