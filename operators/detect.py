@@ -30,7 +30,7 @@ from schemas.anomaly import AnomalyEvent
 
 DETECTOR = "seasonal-v1"
 Key = Tuple[str, str, str]  # (tenant, service, series)
-_STATE_FIELDS = [f.name for f in fields(SeasonalDetector)]
+_STATE_FIELDS = [f.name for f in fields(SeasonalDetector) if f.init]
 
 
 def export_state(d: SeasonalDetector) -> str:
