@@ -26,8 +26,9 @@ pickles for Bytewax snapshots). The model, per point ``x_t``:
   over them with at most 2% outliers, refit every 128 points; a point is a spike when either
   test says so. Then a two-sided CUSUM for level shifts (residuals enter it clipped to 5
   sigmas: a spike of a few points is not taken for a shift, nor the baseline moved to it), a
-  short/long variance ratio for variance changes, a drift test on the level (moved over the last 240 points by more than 6 sigmas
-  and more than in any horizon before: a leak that Holt's slope would follow silently),
+  short/long variance ratio for variance changes, a drift test on the level (moved over the
+  last 240 points by more than 6 sigmas and more than in any horizon before: a leak that
+  Holt's slope would follow silently),
   runs of identical values for flat-lining, and new records: the value, or its 10-point mean,
   past the series' all-time range (2% of the range past it scores 0.5; less than one sigma
   of the core noise scale does not count) once the history is long (300 points and a day of
@@ -37,9 +38,8 @@ pickles for Bytewax snapshots). The model, per point ``x_t``:
   run the series ever showed, under the records' history rule. A spike at the same interval
   after the last spike as that one after the spike before is a schedule (a nightly job), not
   news; nor is a familiar spike, no larger than two reported over the last 4,000 points
-  (a batch job whose timing wanders). Gaps in time are flagged
-  on the verdict (``gap``) apart from the score: missing data is news for an operator but
-  says nothing about the value.
+  (a batch job whose timing wanders). Gaps in time are flagged on the verdict (``gap``) apart
+  from the score: missing data is news for an operator but says nothing about the value.
 
 The score in [0, 1] is the largest of the parts, each mapped so that its own critical value
 scores 0.5. After a detection the series has a refractory period: the same episode is reported
@@ -201,37 +201,37 @@ class SeasonalDetector:
     Parameters: ``period`` (points per season; None = find it from the first ``warmup`` points),
     ``warmup`` (points before the first verdict can score), ``alpha`` (ESD significance),
     ``window`` (the residual window the ESD critical value is computed for), ``level_alpha``,
-    ``slope_beta``, ``season_gamma``, ``scale_alpha`` (EWMA rates), ``cusum_k`` / ``cusum_h`` (CUSUM slack and
-    threshold in sigmas), ``refractory`` (points after a detection during which the same
-    episode is not reported again), ``flat_run`` (identical values in a row that count as
-    flat-lining once the series has been seen to vary), ``gap_factor`` (a gap longer than this
-    many usual steps is reported as missing data; 0 turns it off), ``redetect_at`` (point counts
-    at which the period is looked for again over the history so far: a daily cycle needs more
-    points than the warm-up; the history is dropped after the last one), ``long_search`` /
+    ``slope_beta``, ``season_gamma``, ``scale_alpha`` (EWMA rates), ``cusum_k`` / ``cusum_h``
+    (CUSUM slack and threshold in sigmas), ``refractory`` (points after a detection during which
+    the same episode is not reported again), ``flat_run`` (identical values in a row that count
+    as flat-lining once the series has been seen to vary), ``gap_factor`` (a gap longer than
+    this many usual steps is reported as missing data; 0 turns it off), ``redetect_at`` (point
+    counts at which the period is looked for again over the history so far: a daily cycle needs
+    more points than the warm-up; the history is dropped after the last one), ``long_search`` /
     ``max_blocks`` (the block-mean search for a second, longer season), ``phase_jitter`` /
     ``phase_cap`` / ``phase_margin`` (the per-phase scale: how far either side of a phase it
     looks, as a fraction of the period; up to how many sigmas it learns; how far above the
-    global scale it must be to count), ``tail_q`` (the upper fraction of recent |residuals|
-    the tail-consistent scale uses; 0: off), ``t_scale`` (Student's t critical values; False:
-    the normal ones), ``tail_skip`` (residuals at least this far past the spike test's
-    critical value stay out of the tail scale; 0: all enter), ``extreme_m`` / ``extreme_k`` / ``extreme_smooth`` / ``extreme_after`` /
-    ``extreme_span_ms`` (the record test: the critical excess as a fraction of the all-time
-    range, the least excess in sigmas, the trailing-mean length, and the history it needs;
-    ``extreme_m = 0`` turns it off), ``esd_window`` / ``esd_every`` / ``esd_max_anoms`` (the
-    streaming generalized ESD: residuals in its window, how often it is refit, the largest
-    fraction of outliers it looks for; ``esd_window = 0`` turns it off; its alpha is ``alpha``
-    per ``window`` points, the spike test's false-alarm rate), ``schedule_tol`` (how close to the last spikes' interval a
-    spike must come to be a schedule; 0: off), ``cusum_clip`` (the CUSUM's input clip in
-    sigmas; 0: none), ``burst_m`` / ``burst_clip`` / ``burst_rate`` / ``burst_long`` /
-    ``burst_after`` (the burst test: the critical excess over the old high as a fraction of
-    it, the clip of |z|, the EWMA rates of the burst mean and of its long-run mean, the points
-    it needs besides the records' day; ``burst_m = 0``: off), ``familiar_k`` /
-    ``familiar_span`` (a spike no larger than this many earlier ones within this many points
-    is familiar; 0: off). The defaults were chosen on simulated scenarios
-    outside the gold suite; the record test's ``extreme_after`` on NAB, ``extreme_k`` as the
-    least that keeps it quiet on Gaussian noise, and its day of history from the simulated
-    suite; ``cusum_clip``, the burst test and ``familiar_k`` on NAB (reported with their
-    NAB-chosen status in benchmarks/README.md).
+    global scale it must be to count), ``tail_q`` (the upper fraction of recent |residuals| the
+    tail-consistent scale uses; 0: off), ``t_scale`` (Student's t critical values; False: the
+    normal ones), ``tail_skip`` (residuals at least this far past the spike test's critical
+    value stay out of the tail scale; 0: all enter), ``extreme_m`` / ``extreme_k`` /
+    ``extreme_smooth`` / ``extreme_after`` / ``extreme_span_ms`` (the record test: the critical
+    excess as a fraction of the all-time range, the least excess in sigmas, the trailing-mean
+    length, and the history it needs; ``extreme_m = 0`` turns it off), ``esd_window`` /
+    ``esd_every`` / ``esd_max_anoms`` (the streaming generalized ESD: residuals in its window,
+    how often it is refit, the largest fraction of outliers it looks for; ``esd_window = 0``
+    turns it off; its alpha is ``alpha`` per ``window`` points, the spike test's false-alarm
+    rate), ``schedule_tol`` (how close to the last spikes' interval a spike must come to be a
+    schedule; 0: off), ``cusum_clip`` (the CUSUM's input clip in sigmas; 0: none), ``burst_m`` /
+    ``burst_clip`` / ``burst_rate`` / ``burst_long`` / ``burst_after`` (the burst test: the
+    critical excess over the old high as a fraction of it, the clip of |z|, the EWMA rates of
+    the burst mean and of its long-run mean, the points it needs besides the records' day;
+    ``burst_m = 0``: off), ``familiar_k`` / ``familiar_span`` (a spike no larger than this many
+    earlier ones within this many points is familiar; 0: off). The defaults were chosen on
+    simulated scenarios outside the gold suite; the record test's ``extreme_after`` on NAB,
+    ``extreme_k`` as the least that keeps it quiet on Gaussian noise, and its day of history
+    from the simulated suite; ``cusum_clip``, the burst test, ``familiar_k``, ``tail_skip`` and
+    the period search's clip on NAB (how, in benchmarks/README.md).
     """
 
     period: Optional[int] = None
@@ -251,8 +251,8 @@ class SeasonalDetector:
     burst_long: float = 0.002  # ... and its long-run mean's
     burst_after: int = 200  # ... bursts count after this many scored points (and a day, as records)
     familiar_k: int = 2  # a spike no larger than this many earlier ones on its side is familiar (0: off)
-    familiar_span: int = 4000
-    tail_skip: float = 1.0  # residuals whose spike part reaches this stay out of the tail scale (0: none)  # ... earlier: within this many points
+    familiar_span: int = 4000  # ... earlier: within this many points
+    tail_skip: float = 1.0  # residuals whose spike part reaches this stay out of the tail scale (0: none)
     refractory: int = 60
     flat_run: int = 30
     gap_factor: float = 5.0  # a time gap over this many usual steps is missing data (0: off)
