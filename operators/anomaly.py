@@ -223,10 +223,9 @@ class SeasonalDetector:
     turns it off; its alpha is ``alpha`` per ``window`` points, the spike test's false-alarm
     rate), ``schedule_tol`` (how close to the last spikes' interval a spike must come to be a
     schedule; 0: off), ``cusum_clip`` (the CUSUM's input clip in sigmas; 0: none), ``burst_m`` /
-    ``burst_clip`` / ``burst_rate`` / ``burst_long`` / ``burst_after`` (the burst test: the
-    critical excess over the old high as a fraction of it, the clip of |z|, the EWMA rates of
-    the burst mean and of its long-run mean, the points it needs besides the records' day;
-    ``burst_m = 0``: off), ``familiar_k`` / ``familiar_span`` (a spike no larger than this many
+    ``burst_clip`` / ``burst_rate`` / ``burst_long`` (the burst test: the critical excess over
+    the old high as a fraction of it, the clip of |z|, the EWMA rates of the burst mean and of
+    its long-run mean; it counts once records do; ``burst_m = 0``: off), ``familiar_k`` / ``familiar_span`` (a spike no larger than this many
     earlier ones within this many points is familiar; 0: off). The defaults were chosen on
     simulated scenarios outside the gold suite; the record test's ``extreme_after`` on NAB,
     ``extreme_k`` as the least that keeps it quiet on Gaussian noise, and its day of history
@@ -249,7 +248,6 @@ class SeasonalDetector:
     burst_clip: float = 2.5  # ... |z| enters the burst mean clipped to this many sigmas
     burst_rate: float = 0.1  # ... the burst mean's EWMA rate (about 2 / rate - 1 points)
     burst_long: float = 0.002  # ... and its long-run mean's
-    burst_after: int = 200  # ... bursts count after this many scored points (and a day, as records)
     familiar_k: int = 2  # a spike no larger than this many earlier ones on its side is familiar (0: off)
     familiar_span: int = 4000  # ... earlier: within this many points
     tail_skip: float = 1.0  # residuals whose spike part reaches this stay out of the tail scale (0: none)
@@ -669,7 +667,7 @@ class SeasonalDetector:
         ex = b - self.burst_mu
         part = None
         n = self.burst_n = self.burst_n + 1
-        if self.burst_hi > 0.0 and n > self.burst_after and self._records_count():
+        if self.burst_hi > 0.0 and self._records_count():
             part = ex / ((1.0 + self.burst_m) * self.burst_hi)
         if ex > self.burst_hi:
             self.burst_hi = ex
