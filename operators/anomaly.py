@@ -33,18 +33,21 @@ pickles for Bytewax snapshots). The model, per point ``x_t``:
   past the series' all-time range (2% of the range past it scores 0.5; less than one sigma
   of the core noise scale does not count) once the history is long (300 points and a day of
   event time: under exchangeable noise point n is a record with probability 1/n, and before
-  a full day a daily peak is one), and bursts: a run of unusual points none of which need pass
-  the spike test (the EWMA of the clipped |z| over its long-run mean) beyond the highest such
-  run the series ever showed, under the records' history rule. A spike at the same interval
-  after the last spike as that one after the spike before is a schedule (a nightly job), not
-  news; nor is a familiar spike, no larger than two reported over the last 4,000 points
-  (a batch job whose timing wanders). Gaps in time are flagged on the verdict (``gap``) apart
-  from the score: missing data is news for an operator but says nothing about the value.
+  a full day a daily peak is one; a series that was always positive falling under a tenth
+  of its lowest counts however noisy it is: a drop toward zero), and bursts: a run of unusual
+  points none of which need pass the spike test (the EWMA of the clipped |z| over its long-run
+  mean) beyond the highest such run the series ever showed, under the records' history rule.
+  A spike at the same interval after the last spike as that one after the spike before is a
+  schedule (a nightly job), not news; nor is a familiar spike, no larger than two reported over
+  the last 4,000 points (a batch job whose timing wanders). Gaps in time are flagged on the
+  verdict (``gap``) apart from the score: missing data is news for an operator but says nothing
+  about the value.
 
 The score in [0, 1] is the largest of the parts, each mapped so that its own critical value
 scores 0.5. After a detection the series has a refractory period: the same episode is reported
 once (what an on-call person wants, and what NAB rewards). New records have a refractory
-period of their own: a record during a residual episode is still reported.
+period of their own: a record during a residual episode is still reported, and a record
+starts an episode of the residual tests too.
 
 >>> d = SeasonalDetector(period=4, warmup=40, alpha=0.05)
 >>> verdicts = [d.update(i * 60_000, [1.0, 2.0, 3.0, 2.0][i % 4] + (0.01 * (i % 3))) for i in range(80)]
@@ -217,19 +220,22 @@ class SeasonalDetector:
     value stay out of the tail scale; 0: all enter), ``extreme_m`` / ``extreme_k`` /
     ``extreme_smooth`` / ``extreme_after`` / ``extreme_span_ms`` (the record test: the critical
     excess as a fraction of the all-time range, the least excess in sigmas, the trailing-mean
-    length, and the history it needs; ``extreme_m = 0`` turns it off), ``esd_window`` /
-    ``esd_every`` / ``esd_max_anoms`` (the streaming generalized ESD: residuals in its window,
-    how often it is refit, the largest fraction of outliers it looks for; ``esd_window = 0``
-    turns it off; its alpha is ``alpha`` per ``window`` points, the spike test's false-alarm
-    rate), ``schedule_tol`` (how close to the last spikes' interval a spike must come to be a
-    schedule; 0: off), ``cusum_clip`` (the CUSUM's input clip in sigmas; 0: none), ``burst_m`` /
-    ``burst_clip`` / ``burst_rate`` / ``burst_long`` (the burst test: the critical excess over
-    the old high as a fraction of it, the clip of |z|, the EWMA rates of the burst mean and of
-    its long-run mean; it counts once records do; ``burst_m = 0``: off), ``familiar_k`` / ``familiar_span`` (a spike no larger than this many
-    earlier ones within this many points is familiar; 0: off). The defaults were chosen on
-    simulated scenarios outside the gold suite; the record test's ``extreme_after`` on NAB,
-    ``extreme_k`` as the least that keeps it quiet on Gaussian noise, and its day of history
-    from the simulated suite; ``cusum_clip``, the burst test, ``familiar_k``, ``tail_skip`` and
+    length, and the history it needs; ``extreme_m = 0`` turns it off), ``extreme_floor`` (a
+    series that was always positive, falling under this fraction of its lowest value, sets a
+    record whatever its noise: the critical value at that fraction, more nearer zero; 0: off),
+    ``esd_window`` / ``esd_every`` / ``esd_max_anoms`` (the streaming generalized ESD: residuals
+    in its window, how often it is refit, the largest fraction of outliers it looks for;
+    ``esd_window = 0`` turns it off; its alpha is ``alpha`` per ``window`` points, the spike
+    test's false-alarm rate), ``schedule_tol`` (how close to the last spikes' interval a spike
+    must come to be a schedule; 0: off), ``cusum_clip`` (the CUSUM's input clip in sigmas; 0:
+    none), ``burst_m`` / ``burst_clip`` / ``burst_rate`` / ``burst_long`` (the burst test: the
+    critical excess over the old high as a fraction of it, the clip of |z|, the EWMA rates of
+    the burst mean and of its long-run mean; it counts once records do; ``burst_m = 0``: off),
+    ``familiar_k`` / ``familiar_span`` (a spike no larger than this many earlier ones within
+    this many points is familiar; 0: off). The defaults were chosen on simulated scenarios
+    outside the gold suite; the record test's ``extreme_after`` on NAB, ``extreme_k`` as the
+    least that keeps it quiet on Gaussian noise, and its day of history from the simulated
+    suite; ``cusum_clip``, the burst test, ``familiar_k``, ``tail_skip``, ``extreme_floor`` and
     the period search's clip on NAB (how, in benchmarks/README.md).
     """
 
@@ -272,6 +278,7 @@ class SeasonalDetector:
     extreme_m: float = 0.02  # a record past the old range by this fraction of it scores 0.5 (0: off)
     extreme_k: float = 1.0  # ... and it must pass the old extreme by this many core sigmas
     extreme_smooth: int = 10  # the trailing mean of this many points is tested too (<= 1: off)
+    extreme_floor: float = 0.1  # a positive series under this fraction of its lowest is a record (0: off)
     extreme_after: int = 300  # records count after this many points ...
     extreme_span_ms: int = 86_400_000  # ... and a day of event time
     # -- state
@@ -588,7 +595,17 @@ class SeasonalDetector:
             self.ext_hi = self.ext_lo = value
         elif value > hi or value < self.ext_lo:
             if scale is not None and self._records_count():
-                part = self._beyond(value, hi, self.ext_lo, self.extreme_k * scale)
+                lo = self.ext_lo
+                part = self._beyond(value, hi, lo, self.extreme_k * scale)
+                f = self.extreme_floor * lo
+                if value < f and lo > 0.0:
+                    # a series that was always positive falls to a fraction of its lowest:
+                    # a drop toward zero (traffic gone) is news however wide the noise is;
+                    # the critical value at that fraction, the part growing as the value
+                    # nears zero
+                    drop = f / value if value > 0.0 else 1e9
+                    if drop > part:
+                        part = drop
             if value > hi:
                 self.ext_hi = value
             else:
@@ -824,6 +841,7 @@ class SeasonalDetector:
                 if self.since_extreme < self.refractory:
                     ex_score = min(ex_score, 0.49)
                 self.since_extreme = 0
+                self.since_alarm = 0  # and the residual tests' episode starts with it
                 alarm = True
             else:
                 self.since_extreme += 1

@@ -161,6 +161,52 @@ def test_a_new_record_is_found_once_the_history_is_long():
     assert not [i for i, v in enumerate(run(sag, extreme_m=0)) if v.is_anomaly and 2500 <= i < 2520]
 
 
+def test_a_drop_toward_zero_is_a_record_however_noisy():
+    r = random.Random(31)
+    # a price-like series: multiplicative noise, its core sigma wider than its distance to zero
+    values = [0.3 * math.exp(r.gauss(0, 0.5)) for _ in range(1000)]
+    low = min(values[:900])
+    values[900] = low / 30  # traffic gone: far under the lowest, though within a sigma of it
+    d = SeasonalDetector()
+    hit = [d.update(i * 3_600_000, v) for i, v in enumerate(values)][900]
+    assert hit.is_anomaly and hit.kind == "extreme" and hit.direction == -1
+    d = SeasonalDetector(extreme_floor=0)  # the range test alone: the noise hides the drop
+    assert not [d.update(i * 3_600_000, v) for i, v in enumerate(values)][900].is_anomaly
+
+
+def test_drops_toward_zero_stay_rare_on_noise_that_nears_zero():
+    # exponential noise has its density at zero: a new lowest under a tenth of the old one
+    # is the likeliest there (about one new lowest in ten)
+    floor_records = 0
+    for seed in range(5):
+        r = random.Random(400 + seed)
+        d = SeasonalDetector()
+        low = math.inf
+        for i in range(20_000):
+            x = r.expovariate(1.0)
+            v = d.update(i * 3_600_000, x)
+            floor_records += v.kind == "extreme" and x < 0.1 * low
+            low = min(low, x)
+    assert floor_records <= 4  # in 100,000 points (3 here; about 2 expected: 1 in 10 of the
+    # new lowest points, which come at a rate of 1 / n after the 300 points of history)
+
+
+def test_a_record_starts_the_episode_of_the_residual_tests():
+    r = random.Random(31)
+    values = [0.3 * math.exp(r.gauss(0, 0.5)) for _ in range(1100)]
+    values[900] = min(values[:900]) / 30  # a record (toward zero) the residual tests miss
+    for i in range(920, 1100):  # 20 points later the level triples: the same episode
+        values[i] *= 3
+
+    def alarms(**kw):
+        d = SeasonalDetector(**kw)
+        return [i for i, v in enumerate(d.update(i * 3_600_000, x) for i, x in enumerate(values))
+                if v.is_anomaly and 900 <= i < 960]
+
+    assert alarms() == [900]
+    assert alarms(extreme_m=0) == [928]  # no records: the shift is the episode's first alarm
+
+
 def test_records_wait_for_a_long_history():
     base = _bursty(3000, seed=11)
     record = base[:2550] + [max(base[:2550]) + 1.0] + base[2551:]
