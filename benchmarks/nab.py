@@ -6,7 +6,8 @@ gives every row an anomaly score in [0, 1]; the corpus is scored with NAB's thre
 the threshold that maximizes each profile's score (as NAB reports), and at the detector's own
 fixed threshold. The scores are also written in NAB's results layout
 (``<out>/<detector>/<category>/<detector>_<file>.csv``: timestamp,value,anomaly_score,label) so
-NAB's own scorer can check them.
+NAB's own scorer can check them; ``<out>`` is ``--nab-results DIR`` (else ``--work-dir``, else
+``bench-results/nab``).
 
 Detectors: ``seasonal`` (ours: ``operators.anomaly.SeasonalDetector``), ``null`` (never
 fires; 0 by definition), ``random`` (seeded uniform scores), ``three_sigma`` (trailing 60-point
@@ -195,7 +196,7 @@ def write_results(out: Path, detector: str, key: str, ts, values, scores, window
 def main(args) -> int:
     root = Path(args.data) if args.data else DEFAULT_DATA
     corpus = load_corpus(root)
-    out_dir = Path(args.work_dir) if args.work_dir else Path("bench-results") / "nab"
+    out_dir = Path(getattr(args, "nab_results", None) or args.work_dir or Path("bench-results") / "nab")
     t0 = time.monotonic()
     res: dict = {"series": len(corpus), "data": str(root)}
     table = []

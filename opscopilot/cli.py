@@ -836,6 +836,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--work-dir", type=Path, help="scratch directory (default: a temp dir)")
     b.add_argument("--skip-kafka", action="store_true", help="only the replay source")
     b.add_argument("--limit", type=int, help="gold: only the first N scenarios")
+    b.add_argument("--nab-results", type=Path,
+                   help="nab: write every detector's scores in NAB's results layout under this directory "
+                        "(<dir>/<detector>/<category>/<detector>_<file>.csv; default: --work-dir, "
+                        "else bench-results/nab)")
     b.add_argument("--stl-series", type=int, default=100,
                    help="detect: series for the (slow) STL + ESD baseline's rate (default 100)")
     b.add_argument("--plots", type=Path, help="gold: write a PNG per scenario (first 20) to this directory")

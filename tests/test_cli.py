@@ -149,7 +149,7 @@ def test_bench_gold_runs_end_to_end(tmp_path):
 @needs_data
 def test_bench_nab_runs_end_to_end(tmp_path):
     nab = tmp_path / "nab.json"
-    run_cli(["bench", "nab", "--quick", "--json", str(nab), "--work-dir", str(tmp_path / "nab")], timeout=600)
+    run_cli(["bench", "nab", "--quick", "--json", str(nab), "--nab-results", str(tmp_path / "nab")], timeout=600)
     n = json.loads(nab.read_text())
     assert n["null_standard"] == 0.0
     assert n["three_sigma_standard"] > n["random_standard"]
