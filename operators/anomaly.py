@@ -598,7 +598,7 @@ class SeasonalDetector:
                 lo = self.ext_lo
                 part = self._beyond(value, hi, lo, self.extreme_k * scale)
                 f = self.extreme_floor * lo
-                if value < f and lo > 0.0:
+                if f > 0.0 and value < f:  # (f > 0: the rule is on and the lowest positive)
                     # a series that was always positive falls to a fraction of its lowest:
                     # a drop toward zero (traffic gone) is news however wide the noise is;
                     # the critical value at that fraction, the part growing as the value

@@ -172,6 +172,11 @@ def test_a_drop_toward_zero_is_a_record_however_noisy():
     assert hit.is_anomaly and hit.kind == "extreme" and hit.direction == -1
     d = SeasonalDetector(extreme_floor=0)  # the range test alone: the noise hides the drop
     assert not [d.update(i * 3_600_000, v) for i, v in enumerate(values)][900].is_anomaly
+    values[900] = -0.01  # below zero: a drop toward zero and past it; off is off
+    d = SeasonalDetector()
+    assert [d.update(i * 3_600_000, v) for i, v in enumerate(values)][900].kind == "extreme"
+    d = SeasonalDetector(extreme_floor=0)
+    assert [d.update(i * 3_600_000, v) for i, v in enumerate(values)][900].parts["extreme"] < 1.0
 
 
 def test_drops_toward_zero_stay_rare_on_noise_that_nears_zero():
