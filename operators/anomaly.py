@@ -6,11 +6,11 @@ pickles for Bytewax snapshots). The model, per point ``x_t``:
 
 * decomposition: ``x_t = level_t + slope_t + season_t[phase] + season2_t[phase2] + r_t`` with
   Holt's exponentially weighted level and slope (the trend), a per-phase seasonal profile
-  (period found by autocorrelation from the warm-up and again at 500, 700 and 1,000 points, or
-  given) and, MSTL-style, a second longer one (a weekly cycle over a daily one, found from
-  block means of the deseasonalized series; the same search finds a first cycle too long for
-  the warm-up, such as a daily cycle of 1-minute points); all learn from winsorized residuals
-  so an anomaly does not bend the baseline;
+  (period found by autocorrelation from the warm-up and again at 500, 700 and 1,000 points, a
+  day's lag checked on its own once two days are in, or given) and, MSTL-style, a second longer
+  one (a weekly cycle over a daily one, found from block means of the deseasonalized series; the
+  same search finds a first cycle too long for the warm-up, such as a daily cycle of 1-minute
+  points); all learn from winsorized residuals so an anomaly does not bend the baseline;
 * scale: ``sigma_t = 1.2533 * EWMA(|r|)`` (the mean absolute deviation of a Gaussian is
   ``sigma * sqrt(2/pi)``; started from the warm-up's median |r|), widened where the series is
   known to be noisier: per phase (the edges of a daily cycle, a nightly job; with a little
@@ -210,7 +210,10 @@ class SeasonalDetector:
     as flat-lining once the series has been seen to vary), ``gap_factor`` (a gap longer than
     this many usual steps is reported as missing data; 0 turns it off), ``redetect_at`` (point
     counts at which the period is looked for again over the history so far: a daily cycle needs
-    more points than the warm-up; the history is dropped after the last one), ``long_search`` /
+    more points than the warm-up; the history is dropped after the last one), ``daily_acf``
+    (at those points, a day's lag becomes the period once two days of history are in, before
+    the search's three cycles, when the history correlates with itself a day apart this much;
+    0: off), ``long_search`` /
     ``max_blocks`` (the block-mean search for a second, longer season), ``phase_jitter`` /
     ``phase_cap`` / ``phase_margin`` (the per-phase scale: how far either side of a phase it
     looks, as a fraction of the period; up to how many sigmas it learns; how far above the
@@ -235,8 +238,8 @@ class SeasonalDetector:
     this many points is familiar; 0: off). The defaults were chosen on simulated scenarios
     outside the gold suite; the record test's ``extreme_after`` on NAB, ``extreme_k`` as the
     least that keeps it quiet on Gaussian noise, and its day of history from the simulated
-    suite; ``cusum_clip``, the burst test, ``familiar_k``, ``tail_skip``, ``extreme_floor`` and
-    the period search's clip on NAB (how, in benchmarks/README.md).
+    suite; ``cusum_clip``, the burst test, ``familiar_k``, ``tail_skip``, ``extreme_floor``,
+    ``daily_acf`` and the period search's clip on NAB (how, in benchmarks/README.md).
     """
 
     period: Optional[int] = None
@@ -261,6 +264,7 @@ class SeasonalDetector:
     flat_run: int = 30
     gap_factor: float = 5.0  # a time gap over this many usual steps is missing data (0: off)
     redetect_at: tuple = (500, 700, 1000)  # points at which to look for the period again (): never
+    daily_acf: float = 0.5  # ... then a day's lag, correlating this much, once two days are in (0: off)
     phase_jitter: float = 0.02  # per-phase scale: look this fraction of the period either side (>= 1 phase)
     phase_cap: float = 10.0  # the per-phase scale learns |residuals| up to this many sigmas
     drift_every: int = 30  # level checkpoints for the drift test (horizon = 8 of them; 0: off)
@@ -474,9 +478,40 @@ class SeasonalDetector:
         the warm-up); adopt it when it differs, re-fitting the profile from the history."""
         hist = self.history
         p = find_period(hist, max_lag=len(hist) // 3)
+        if (not p or p <= 1) and (self.period or 1) <= 1 and self.daily_acf:
+            p = self._daily_lag(hist)
         if p and p > 1 and p != self.period:
             self.period = p
             self._fit(hist, p, self.n - len(hist))
+
+    def _daily_lag(self, hist: List[float]) -> Optional[int]:
+        """A day's lag in points when the history holds two days but not three (the search
+        wants three cycles) and the detrended history correlates with itself a day apart by
+        ``daily_acf`` or more, by 0.2 more than half a day apart (a trend or a slow wander
+        correlates at every lag; a daily cycle at a day, not at half of one), and no less than
+        2% either side of a day (the peak of a cycle, not the slope of a shorter one). Operators'
+        metrics cycle daily: at 5-minute points, the cycle counts after two days, not four."""
+        import numpy as np
+
+        if not self.step_ms:
+            return None
+        day = 86_400_000 / self.step_ms
+        k = int(round(day))
+        if k < 8 or abs(day - k) > 0.01 * day or not 2 * k <= len(hist) < 3 * k:
+            return None
+        x = np.asarray(hist, dtype=np.float64)
+        t = np.arange(len(x), dtype=np.float64)
+        x = x - np.polyval(np.polyfit(t, x, 1), t)
+
+        def corr(lag: int) -> float:
+            a, b = x[:-lag], x[lag:]
+            return float(np.corrcoef(a, b)[0, 1]) if a.std() > 0.0 and b.std() > 0.0 else 0.0
+
+        c = corr(k)
+        if c < self.daily_acf or c - corr(k // 2) < 0.2:
+            return None
+        w = max(k // 50, 1)  # and a peak: a shorter cycle's slope can pass a day's lag too
+        return k if c >= corr(k - w) and c >= corr(k + w) else None
 
     def _long_block(self, i: int, deseasonalized: float) -> None:
         """Aggregate the deseasonalized series into block means and, every 24 blocks, look for

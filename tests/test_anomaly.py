@@ -91,6 +91,26 @@ def test_a_period_longer_than_the_warmup_is_found_later():
     assert sum(v.is_anomaly for v in verdicts[1000:]) == 0
 
 
+def test_a_daily_cycle_counts_after_two_days():
+    five_min = 300_000
+    values = series(1000, seed=14, period=288)  # 5-minute points: a day is 288 of them
+
+    def period_at(n, values=values, **kw):
+        d = SeasonalDetector(**kw)
+        for i, v in enumerate(values[:n]):
+            d.update(i * five_min, v)
+        return d.period
+
+    assert period_at(700) == 288  # 2.4 days: the day's lag, checked on its own
+    assert period_at(700, daily_acf=0) == 1  # the search wants three cycles: not before 1,000
+    assert period_at(700, values=series(1000, seed=14, period=250)) == 1  # not a day: waits
+    r = random.Random(15)
+    walk = [0.0]
+    for _ in range(999):
+        walk.append(walk[-1] + r.gauss(0, 1))  # a wander correlates at every lag
+    assert period_at(700, values=walk) != 288
+
+
 def test_daily_and_weekly_seasons_are_both_learned():
     # 48 points a "day", 7 days a "week": a sine each day and a weekly two-day plateau
     r = random.Random(11)
