@@ -7,10 +7,11 @@ pickles for Bytewax snapshots). The model, per point ``x_t``:
 * decomposition: ``x_t = level_t + slope_t + season_t[phase] + season2_t[phase2] + r_t`` with
   Holt's exponentially weighted level and slope (the trend), a per-phase seasonal profile
   (period found by autocorrelation from the warm-up and again at 500, 700 and 1,000 points, a
-  day's lag checked on its own once two days are in, or given) and, MSTL-style, a second longer
-  one (a weekly cycle over a daily one, found from block means of the deseasonalized series; the
-  same search finds a first cycle too long for the warm-up, such as a daily cycle of 1-minute
-  points); all learn from winsorized residuals so an anomaly does not bend the baseline;
+  day's lag checked on its own once two days are in, a period within 3% of a day or a week taken
+  as exactly that, or given) and, MSTL-style, a second longer one (a weekly cycle over a daily
+  one, found from block means of the deseasonalized series; the same search finds a first cycle
+  too long for the warm-up, such as a daily cycle of 1-minute points); all learn from winsorized
+  residuals so an anomaly does not bend the baseline;
 * scale: ``sigma_t = 1.2533 * EWMA(|r|)`` (the mean absolute deviation of a Gaussian is
   ``sigma * sqrt(2/pi)``; started from the warm-up's median |r|), widened where the series is
   known to be noisier: per phase (the edges of a daily cycle, a nightly job; with a little
@@ -139,6 +140,8 @@ def _tail_quantile(k: int, n: int) -> float:
 _Q_CACHE: Dict[Tuple[int, int], float] = {}
 
 
+
+
 def find_period(values: List[float], min_lag: int = 4, max_lag: Optional[int] = None,
                 min_acf: float = 0.3, prominence: float = 0.2, clip: float = 10.0) -> Optional[int]:
     """The lag of the highest autocorrelation peak, or None.
@@ -213,7 +216,8 @@ class SeasonalDetector:
     more points than the warm-up; the history is dropped after the last one), ``daily_acf``
     (at those points, a day's lag becomes the period once two days of history are in, before
     the search's three cycles, when the history correlates with itself a day apart this much;
-    0: off), ``long_search`` /
+    0: off), ``calendar_snap`` (a period found within this fraction of a day or a week, by the
+    timestamps, is taken as exactly that; 0: off), ``long_search`` /
     ``max_blocks`` (the block-mean search for a second, longer season), ``phase_jitter`` /
     ``phase_cap`` / ``phase_margin`` (the per-phase scale: how far either side of a phase it
     looks, as a fraction of the period; up to how many sigmas it learns; how far above the
@@ -239,7 +243,8 @@ class SeasonalDetector:
     outside the gold suite; the record test's ``extreme_after`` on NAB, ``extreme_k`` as the
     least that keeps it quiet on Gaussian noise, and its day of history from the simulated
     suite; ``cusum_clip``, the burst test, ``familiar_k``, ``tail_skip``, ``extreme_floor``,
-    ``daily_acf`` and the period search's clip on NAB (how, in benchmarks/README.md).
+    ``daily_acf`` and the period search's clip on NAB (``calendar_snap`` changes no NAB score)
+    (how, in benchmarks/README.md).
     """
 
     period: Optional[int] = None
@@ -265,6 +270,7 @@ class SeasonalDetector:
     gap_factor: float = 5.0  # a time gap over this many usual steps is missing data (0: off)
     redetect_at: tuple = (500, 700, 1000)  # points at which to look for the period again (): never
     daily_acf: float = 0.5  # ... then a day's lag, correlating this much, once two days are in (0: off)
+    calendar_snap: float = 0.03  # a period this close to a day or a week is that exactly (0: off)
     phase_jitter: float = 0.02  # per-phase scale: look this fraction of the period either side (>= 1 phase)
     phase_cap: float = 10.0  # the per-phase scale learns |residuals| up to this many sigmas
     drift_every: int = 30  # level checkpoints for the drift test (horizon = 8 of them; 0: off)
@@ -466,7 +472,7 @@ class SeasonalDetector:
     def _init_from_buffer(self) -> None:
         buf = self.buf
         if self.period is None:
-            self.period = find_period(buf, max_lag=len(buf) // 3) or 1
+            self.period = self._snap(find_period(buf, max_lag=len(buf) // 3)) or 1
         else:
             self.fixed_period = True
         self._fit(buf, self.period, 0)
@@ -477,12 +483,25 @@ class SeasonalDetector:
         """With more history, look for the period again (a daily cycle needs more points than
         the warm-up); adopt it when it differs, re-fitting the profile from the history."""
         hist = self.history
-        p = find_period(hist, max_lag=len(hist) // 3)
+        p = self._snap(find_period(hist, max_lag=len(hist) // 3))
         if (not p or p <= 1) and (self.period or 1) <= 1 and self.daily_acf:
             p = self._daily_lag(hist)
         if p and p > 1 and p != self.period:
             self.period = p
             self._fit(hist, p, self.n - len(hist))
+
+    def _snap(self, p: Optional[int]) -> Optional[int]:
+        """A period found within ``calendar_snap`` of a day or a week (by the timestamps) is
+        that exactly: the search's peak wanders a point or three at three or four cycles of
+        history, and a daily cycle taken as 286 points of 288 drifts through the profile."""
+        f = self.calendar_snap
+        if not f or not p or not self.step_ms:
+            return p
+        for span in (86_400_000, 7 * 86_400_000):
+            k = int(round(span / self.step_ms))
+            if k >= 8 and abs(p - k) <= f * k:
+                return k
+        return p
 
     def _daily_lag(self, hist: List[float]) -> Optional[int]:
         """A day's lag in points when the history holds two days but not three (the search

@@ -111,6 +111,20 @@ def test_a_daily_cycle_counts_after_two_days():
     assert period_at(700, values=walk) != 288
 
 
+def test_a_period_near_a_day_is_a_day():
+    def period(values, **kw):
+        d = SeasonalDetector(**kw)
+        for i, v in enumerate(values):
+            d.update(i * 300_000, v)  # 5-minute points
+        return d.period
+
+    days = [series(1000, seed=seed, period=288) for seed in range(20, 30)]
+    assert [period(v) for v in days] == [288] * 10
+    # without the snap the search's peak wanders by a point or two at 3.5 cycles of history
+    assert sum(period(v, calendar_snap=0) != 288 for v in days) >= 5
+    assert period(series(1000, seed=20, period=250)) in (249, 250, 251)  # not near a day
+
+
 def test_daily_and_weekly_seasons_are_both_learned():
     # 48 points a "day", 7 days a "week": a sine each day and a weekly two-day plateau
     r = random.Random(11)
