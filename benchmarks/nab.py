@@ -196,7 +196,7 @@ def write_results(out: Path, detector: str, key: str, ts, values, scores, window
 def main(args) -> int:
     root = Path(args.data) if args.data else DEFAULT_DATA
     corpus = load_corpus(root)
-    out_dir = Path(getattr(args, "nab_results", None) or args.work_dir or Path("bench-results") / "nab")
+    out_dir = Path(args.nab_results or args.work_dir or Path("bench-results") / "nab")
     t0 = time.monotonic()
     res: dict = {"series": len(corpus), "data": str(root)}
     table = []

@@ -140,6 +140,15 @@ def _tail_quantile(k: int, n: int) -> float:
 _Q_CACHE: Dict[Tuple[int, int], float] = {}
 
 
+def detrend(values: List[float]):
+    """``values`` less their least-squares line, as a float64 numpy array."""
+    import numpy as np
+
+    x = np.asarray(values, dtype=np.float64)
+    n = len(x)
+    t = np.arange(n, dtype=np.float64)
+    slope, icept = np.polyfit(t, x, 1) if n > 2 else (0.0, float(x.mean()))
+    return x - (slope * t + icept)
 
 
 def find_period(values: List[float], min_lag: int = 4, max_lag: Optional[int] = None,
@@ -167,10 +176,7 @@ def find_period(values: List[float], min_lag: int = 4, max_lag: Optional[int] = 
     max_lag = max_lag or n // 3
     if n < 3 * min_lag or max_lag <= min_lag:
         return None
-    x = np.asarray(values, dtype=np.float64)
-    t = np.arange(n, dtype=np.float64)
-    slope, icept = np.polyfit(t, x, 1) if n > 2 else (0.0, float(x.mean()))
-    dev = x - (slope * t + icept)
+    dev = detrend(values)
     if clip:
         med = float(np.median(dev))
         mad = 1.4826 * float(np.median(np.abs(dev - med)))
@@ -518,9 +524,7 @@ class SeasonalDetector:
         k = int(round(day))
         if k < 8 or abs(day - k) > 0.01 * day or not 2 * k <= len(hist) < 3 * k:
             return None
-        x = np.asarray(hist, dtype=np.float64)
-        t = np.arange(len(x), dtype=np.float64)
-        x = x - np.polyval(np.polyfit(t, x, 1), t)
+        x = detrend(hist)
 
         def corr(lag: int) -> float:
             a, b = x[:-lag], x[lag:]
